@@ -1,0 +1,193 @@
+"""Declarations: an App and its processors. Nothing here does I/O; `runtime serve` runs them.
+
+    app = App("billing")
+
+    @app.processor(input="orders", output="invoices")
+    async def bill(order: Message, ctx: Context) -> Message: ...
+
+A handler returns one message, several (a list or tuple), or None. Returned messages go to
+every declared output stream; `ctx.publish(stream, message)` sends to one output of choice.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from gristmill.context import Context
+
+HandlerResult: TypeAlias = "Message | Sequence[Message] | None"
+Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
+TickHandler: TypeAlias = Callable[[], Awaitable[HandlerResult]]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _streams(value: str | Sequence[str] | None, what: str, name: str) -> tuple[str, ...]:
+    streams = (value,) if isinstance(value, str) else tuple(value or ())
+    for stream in streams:
+        if not stream or any(ch.isspace() for ch in stream):
+            raise ConfigError(f"processor {name!r}: {what} stream {stream!r} must be a name")
+    if len(set(streams)) != len(streams):
+        raise ConfigError(f"processor {name!r}: {what} streams repeat: {streams}")
+    return streams
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """One processor as declared: what it reads, what it writes, and how it is run."""
+
+    name: str
+    app: str
+    handler: Handler
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    group: str
+    batch: int | None = None  # None: the setting GRISTMILL_BATCH
+    concurrency: int | None = None  # None: the setting GRISTMILL_CONCURRENCY
+    from_beginning: bool = False  # a new group reads the stream's history too
+    claim_idle: float | None = None  # seconds; None: the setting GRISTMILL_CLAIM_IDLE
+    maxlen: int | None = None  # approximate cap on each output stream (see README: retention)
+    options: dict[str, Any] = field(default_factory=dict)  # for later stages (retry policy)
+
+    def can_publish_to(self, stream: str) -> bool:
+        return stream in self.outputs
+
+
+@dataclass(frozen=True)
+class TickerSpec:
+    """A coroutine run every `every` seconds whose returned messages go to `outputs`."""
+
+    name: str
+    app: str
+    handler: TickHandler
+    every: float
+    outputs: tuple[str, ...]
+
+
+class App:
+    """A named registry of processors; the one module-level state a service has."""
+
+    def __init__(self, name: str) -> None:
+        if not _NAME.match(name):
+            raise ConfigError(f"app name {name!r}: use letters, digits, '.', '_' or '-'")
+        self.name = name
+        self.processors: dict[str, ProcessorSpec] = {}
+        self.tickers: dict[str, TickerSpec] = {}
+
+    def processor(
+        self,
+        *,
+        input: str | Sequence[str],
+        output: str | Sequence[str] | None = None,
+        name: str | None = None,
+        group: str | None = None,
+        batch: int | None = None,
+        concurrency: int | None = None,
+        from_beginning: bool = False,
+        claim_idle: float | None = None,
+        maxlen: int | None = None,
+        **options: Any,
+    ) -> Callable[[Handler], Handler]:
+        """Declare `async def handler(message, ctx)` as a processor of `input`.
+
+        Args:
+            input: The stream (or streams) to read; each processor reads with its own group.
+            output: The stream (or streams) that returned messages and `ctx.publish` go to.
+            name: The processor's name; defaults to the function's name.
+            group: The consumer group; defaults to `<app>.<name>`, stable across deploys.
+            batch: Entries per read; defaults to the setting GRISTMILL_BATCH.
+            concurrency: Handlers in flight; defaults to GRISTMILL_CONCURRENCY.
+            from_beginning: A newly created group reads the stream's history (default: only
+                entries added after the group was created).
+            claim_idle: Seconds an entry may sit with a silent consumer before another one
+                claims it; defaults to GRISTMILL_CLAIM_IDLE.
+            maxlen: Approximate length cap for the output streams (trimming; see README).
+            **options: Further per-processor options of later stages (e.g. `retry=`).
+
+        Raises:
+            ConfigError: If a name repeats, a stream name is empty, or the handler is not async.
+        """
+
+        def register(handler: Handler) -> Handler:
+            proc_name = str(name or getattr(handler, "__name__", ""))
+            if not _NAME.match(proc_name):
+                raise ConfigError(f"processor name {proc_name!r}: use letters, digits, . _ -")
+            if proc_name in self.processors or proc_name in self.tickers:
+                raise ConfigError(f"app {self.name!r} already has a processor {proc_name!r}")
+            if not inspect.iscoroutinefunction(handler):
+                raise ConfigError(f"processor {proc_name!r}: the handler must be `async def`")
+            for number, label in ((batch, "batch"), (concurrency, "concurrency")):
+                if number is not None and number < 1:
+                    raise ConfigError(f"processor {proc_name!r}: {label} must be at least 1")
+            inputs = _streams(input, "input", proc_name)
+            if not inputs:
+                raise ConfigError(f"processor {proc_name!r}: needs at least one input stream")
+            outputs = _streams(output, "output", proc_name)
+            if set(inputs) & set(outputs):
+                raise ConfigError(
+                    f"processor {proc_name!r}: reads and writes {set(inputs) & set(outputs)}; "
+                    "use ctx.requeue() to process an entry again"
+                )
+            self.processors[proc_name] = ProcessorSpec(
+                name=proc_name,
+                app=self.name,
+                handler=handler,
+                inputs=inputs,
+                outputs=outputs,
+                group=group or f"{self.name}.{proc_name}",
+                batch=batch,
+                concurrency=concurrency,
+                from_beginning=from_beginning,
+                claim_idle=claim_idle,
+                maxlen=maxlen,
+                options=dict(options),
+            )
+            return handler
+
+        return register
+
+    def every(
+        self, seconds: float, *, output: str | Sequence[str], name: str | None = None
+    ) -> Callable[[TickHandler], TickHandler]:
+        """Declare `async def tick()` run every `seconds`; its returned messages go to `output`.
+
+        Each process that hosts the app runs its tickers (a source for demos and tests).
+
+        Raises:
+            ConfigError: If `seconds` is not positive or the name repeats.
+        """
+
+        def register(handler: TickHandler) -> TickHandler:
+            tick_name = str(name or getattr(handler, "__name__", ""))
+            if seconds <= 0:
+                raise ConfigError(f"ticker {tick_name!r}: every must be positive seconds")
+            if tick_name in self.processors or tick_name in self.tickers:
+                raise ConfigError(f"app {self.name!r} already has a processor {tick_name!r}")
+            outputs = _streams(output, "output", tick_name)
+            self.tickers[tick_name] = TickerSpec(tick_name, self.name, handler, seconds, outputs)
+            return handler
+
+        return register
+
+    def include(self, other: App) -> None:
+        """Host `other`'s processors in this app too (their groups keep `other`'s names).
+
+        Raises:
+            ConfigError: If a processor name repeats.
+        """
+        for spec in other.processors.values():
+            if spec.name in self.processors:
+                raise ConfigError(f"app {self.name!r} already has a processor {spec.name!r}")
+            self.processors[spec.name] = spec
+        for ticker in other.tickers.values():
+            if ticker.name in self.tickers:
+                raise ConfigError(f"app {self.name!r} already has a ticker {ticker.name!r}")
+            self.tickers[ticker.name] = ticker

@@ -1,0 +1,23 @@
+"""`runtime`: serve processors and inspect everything they keep in Redis.
+
+Each command group lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from gristmill.cli.serve import serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def runtime() -> None:
+    """Stream processors on Redis Streams: serve them, inspect their streams and lanes."""
+
+
+runtime.add_command(serve)
+
+
+def main() -> None:
+    """Entry point of the `runtime` console script and `python -m gristmill`."""
+    runtime(prog_name="runtime")

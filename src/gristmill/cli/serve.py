@@ -1,0 +1,73 @@
+"""`runtime serve module:app`: host every processor of an app in this process (or N)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from gristmill.app import App
+from gristmill.cli.output import fail
+from gristmill.errors import ConfigError, ServerError
+from gristmill.settings import Settings, load_settings
+
+
+def load_app(target: str) -> App:
+    """Import `package.module:attribute` and return the App it names.
+
+    Raises:
+        ConfigError: If the target is malformed, does not import, or is not an App.
+    """
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"{target!r} is not of the form package.module:app")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # like `python -m`: services/ next to the cwd
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attribute, None)
+    if not isinstance(app, App):
+        raise ConfigError(f"{target!r} is not a gristmill App (found {type(app).__name__})")
+    return app
+
+
+def settings_or_fail() -> Settings:
+    """The settings, or a one-line error naming the variable and exit code 2."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc), "set the variable to a valid value (see README: settings) or unset it")
+
+
+@click.command()
+@click.argument("target")
+@click.option("--workers", default=1, show_default=True, help="Processes to run the app in.")
+@click.option(
+    "--only", "only", multiple=True, metavar="PROCESSOR", help="Run only these processors."
+)
+def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
+    """Run every processor of TARGET (package.module:app) until SIGTERM or Ctrl-C."""
+    settings = settings_or_fail()
+    if workers < 1:
+        fail(f"--workers {workers}", "give --workers a number of processes, 1 or more")
+    try:
+        app = load_app(target)
+        unknown = sorted(set(only) - set(app.processors) - set(app.tickers))
+        if unknown:
+            raise ConfigError(
+                f"--only {', '.join(unknown)}: no such processor in {target}; "
+                f"it has {', '.join(sorted(app.processors)) or 'none'}"
+            )
+    except ConfigError as exc:
+        fail(str(exc), "check the app path and processor names")
+    from gristmill.runtime import serve_app  # deferred: `runtime --help` stays fast
+
+    try:
+        code = serve_app(app, target, settings, workers=workers, only=only)
+    except ServerError as exc:
+        fail(str(exc), "set GRISTMILL_REDIS_URL to a reachable server, or check the data dir")
+    raise SystemExit(code)

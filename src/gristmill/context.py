@@ -1,0 +1,61 @@
+"""What a handler receives besides its message: where it came from, and ways to send more."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from google.protobuf.message import Message
+
+
+class Context:
+    """One entry's context: its stream, id, attempt and headers, and its extra outputs.
+
+    Outputs are buffered and leave with the batch's acks in one round trip.
+    """
+
+    __slots__ = (
+        "_allowed",
+        "_outputs",
+        "_requeue_delay",
+        "attempt",
+        "entry_id",
+        "headers",
+        "processor",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        processor: str,
+        outputs: frozenset[str],
+        stream: str,
+        entry_id: str,
+        attempt: int,
+        headers: Mapping[str, str],
+    ) -> None:
+        self.processor = processor
+        self.stream = stream
+        self.entry_id = entry_id
+        self.attempt = attempt  # 1 on the first run; counts retries and redeliveries
+        self.headers = headers
+        self._outputs: list[tuple[str, Message]] = []
+        self._requeue_delay: float | None = None
+        self._allowed = outputs
+
+    def publish(self, stream: str, message: Message) -> None:
+        """Send `message` to `stream` in the same round trip as this batch's acks.
+
+        Raises:
+            ConfigError: If `stream` is not an output of this processor.
+        """
+        if stream not in self._allowed:
+            raise ConfigError(
+                f"processor {self.processor!r} cannot publish to {stream!r}: "
+                f"declare it in output= (outputs: {sorted(self._allowed)})"
+            )
+        self._outputs.append((stream, message))

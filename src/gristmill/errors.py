@@ -1,0 +1,100 @@
+"""Every exception gristmill raises.
+
+GristmillError
+├── ConfigError(ValueError)        bad settings or declarations; raised at start, names the fix
+├── ServerError(RuntimeError)      the embedded server would not start, or the server refused us
+├── SchemaError                    a schema cannot be built, stored or accepted
+│   ├── SchemaNotFound(LookupError)    no record under that schema id or subject
+│   ├── InvalidSchema(ValueError)      a descriptor set that does not build, or is over a limit
+│   └── IncompatibleSchema             a new version breaks the subject's compatibility mode
+├── DecodeError(ValueError)        an entry's fields or payload do not parse (has a `reason`)
+└── ScriptError                    a Lua script returned an error code
+HandlerSignal(Exception)           raised on purpose by a handler to steer an entry; no traceback
+├── Retry(delay=...)               to the processor's retry lane after `delay` seconds
+└── DeadLetter(reason=...)         to the dead-letter lane, with no further attempts
+
+Each class that can end in a dead-letter lane carries a machine-readable `reason`.
+"""
+
+from __future__ import annotations
+
+
+class GristmillError(Exception):
+    """Raised for any gristmill failure; the base to catch them all."""
+
+    reason = "error"
+
+
+class ConfigError(GristmillError, ValueError):
+    """Raised at start when a setting or a declaration is wrong; the message names the fix."""
+
+    reason = "config"
+
+
+class ServerError(GristmillError, RuntimeError):
+    """Raised when the embedded server cannot start or the server refuses a command."""
+
+    reason = "server"
+
+
+class SchemaError(GristmillError):
+    """Raised when a schema cannot be built, stored, found or accepted."""
+
+    reason = "schema_invalid"
+
+
+class SchemaNotFound(SchemaError, LookupError):
+    """Raised when no record exists under a schema id or subject."""
+
+    reason = "unknown_schema"
+
+
+class InvalidSchema(SchemaError, ValueError):
+    """Raised when a descriptor set does not build or passes a size or count limit."""
+
+    reason = "schema_invalid"
+
+
+class IncompatibleSchema(SchemaError):
+    """Raised when a new version breaks its subject's compatibility mode."""
+
+    reason = "schema_incompatible"
+
+
+class DecodeError(GristmillError, ValueError):
+    """Raised when an entry's fields or payload do not parse.
+
+    `reason` is one of: `missing_field`, `unknown_schema`, `schema_invalid`, `decode_error`,
+    `decode_depth`, `oversize`, `bad_encoding`.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class ScriptError(GristmillError):
+    """Raised when a Lua script returns an error code."""
+
+    reason = "script"
+
+
+class HandlerSignal(Exception):
+    """Raised on purpose by a handler to steer its entry; logged at INFO without a traceback."""
+
+
+class Retry(HandlerSignal):
+    """Raised by a handler to run the entry again after `delay` seconds (None: the policy's)."""
+
+    def __init__(self, delay: float | None = None) -> None:
+        super().__init__(f"retry requested (delay={delay})")
+        self.delay = delay
+
+
+class DeadLetter(HandlerSignal):
+    """Raised by a handler to send its entry to the dead-letter lane with no further attempts."""
+
+    def __init__(self, reason: str = "handler") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,126 @@
+"""Every Redis key name gristmill uses, and the cluster hash slot it lands in.
+
+User streams keep the names users gave them. Lanes derived from a stream (retry, dead-letter,
+delayed) share the stream's hash slot, so a script can touch the stream and its lanes at once in
+Redis Cluster: a stream name with a `{tag}` keeps its tag, any other name is wrapped whole.
+Global keys (schemas, leases) take the configured prefix, `gm:` by default.
+
+No other module builds a key name.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PREFIX = "gm:"
+
+
+def has_hash_tag(name: str) -> bool:
+    """True if `name` has a non-empty `{tag}`, which Redis Cluster hashes instead of the name."""
+    start = name.find("{")
+    if start < 0:
+        return False
+    end = name.find("}", start + 1)
+    return end > start + 1
+
+
+def slot_prefix(stream: str) -> str:
+    """`{orders}` for `orders`; a name with a `{tag}` keeps its slot (`{eu}.orders` stays)."""
+    return stream if has_hash_tag(stream) else f"{{{stream}}}"
+
+
+# -- lanes derived from an input stream (same hash slot as the stream) -------------------------
+
+
+def retry_lane(stream: str, group: str) -> str:
+    """The stream where `group`'s retries of entries from `stream` arrive when due."""
+    return f"{slot_prefix(stream)}:retry:{group}"
+
+
+def dead_lane(stream: str, group: str) -> str:
+    """The dead-letter stream of `group` for entries that came from `stream`."""
+    return f"{slot_prefix(stream)}:dead:{group}"
+
+
+def delayed_store(stream: str) -> str:
+    """The sorted set of entries (or of time buckets) waiting to be swept into `stream`."""
+    return f"{slot_prefix(stream)}:delayed"
+
+
+def delayed_bucket(stream: str, bucket_ms: int) -> str:
+    """The compact container of the entries due in the bucket that starts at `bucket_ms`."""
+    return f"{slot_prefix(stream)}:delayed:{bucket_ms}"
+
+
+def delayed_sequence(stream: str) -> str:
+    """A counter that makes each delayed entry of `stream` unique in its store."""
+    return f"{slot_prefix(stream)}:delayed:seq"
+
+
+# -- global keys (configured prefix) ------------------------------------------------------------
+
+
+def schemas(prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash: schema_id -> SchemaRecord bytes."""
+    return f"{prefix}schemas"
+
+
+def subject_versions(subject: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """List: the schema ids of `subject`, oldest first (version n is index n - 1)."""
+    return f"{prefix}subject:{subject}"
+
+
+def subject_compatibility(subject: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """String: the compatibility mode of `subject` (BACKWARD, FULL_TRANSITIVE, ...)."""
+    return f"{prefix}compat:{subject}"
+
+
+def subjects(prefix: str = DEFAULT_PREFIX) -> str:
+    """Set: every subject name, for listing."""
+    return f"{prefix}subjects"
+
+
+def lease(role: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """String: the token of the current holder of `role` (set with NX PX)."""
+    return f"{prefix}lease:{role}"
+
+
+def delayed_targets(prefix: str = DEFAULT_PREFIX) -> str:
+    """Set: every stream that has a delayed store, so the sweeper knows where to look."""
+    return f"{prefix}delayed:targets"
+
+
+def delayed_wake(prefix: str = DEFAULT_PREFIX) -> str:
+    """Pub/sub channel: a new earliest due time was scheduled; the sweeper wakes early."""
+    return f"{prefix}delayed:wake"
+
+
+def schedules(prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash: schedule name -> next fire time and spec."""
+    return f"{prefix}schedules"
+
+
+def processors(prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash: group name -> JSON of the processor's declaration (for the CLI and dlq replay)."""
+    return f"{prefix}processors"
+
+
+# -- cluster hash slots (pure, for tests and for grouping keys) ---------------------------------
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster hash slot of `key` (CRC16 of the key or of its `{tag}`, mod 16384)."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return _crc16(key) % 16384

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gristmill.errors import ConfigError
+from gristmill.settings import load_settings
+
+
+def test_defaults_use_the_embedded_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRISTMILL_REDIS_URL", raising=False)
+    settings = load_settings()
+    assert settings.embedded
+    assert settings.key_prefix == "gm:"
+
+
+def test_password_is_masked_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRISTMILL_REDIS_URL", "redis://svc:hunter2@127.0.0.1:6379/0")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.model_dump())
+    assert not settings.embedded
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("GRISTMILL_REDIS_URL", "nonsense", "GRISTMILL_REDIS_URL: expected redis://"),
+        ("GRISTMILL_REDIS_URL", "redis://", "GRISTMILL_REDIS_URL: the URL has no host"),
+        ("GRISTMILL_BATCH", "-3", "GRISTMILL_BATCH: Input should be greater than 0"),
+        ("GRISTMILL_KEY_PREFIX", "a b", "GRISTMILL_KEY_PREFIX: expected a non-empty prefix"),
+        ("GRISTMILL_REDIS_ULR", "redis://x", "GRISTMILL_REDIS_ULR: unknown setting"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(expected)
+
+
+def test_bad_url_never_echoes_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRISTMILL_REDIS_URL", "http://svc:hunter2@host")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+
+
+def test_runtime_exits_nonzero_with_one_line_and_no_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gristmill", "serve", "services.demo:app"],
+        env={"GRISTMILL_REDIS_URL": "nonsense", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: GRISTMILL_REDIS_URL: expected redis://"), result.stderr
+    assert any(line.startswith("fix:") for line in lines)
