@@ -21,6 +21,7 @@ from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
+
     from gristmill.context import Context
 
 HandlerResult: TypeAlias = "Message | Sequence[Message] | None"
