@@ -1,0 +1,141 @@
+"""The wire format of one stream entry: flat fields any Redis client and protobuf runtime can read.
+
+    schema_id   content id of the payload's schema (required)
+    payload     protobuf bytes, compressed if `encoding` says so (required)
+    encoding    `zstd` when the payload is compressed (absent: plain protobuf)
+    key         ordering / partition key (optional)
+    attempt     1-based run number for entries coming back through a retry lane (absent: 1)
+    origin      `<stream>/<entry-id>` of the entry this one was made from (optional)
+    traceparent, tracestate   W3C trace context (optional)
+    h:<name>    user headers
+
+docs/wire-format.md describes it for other languages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import zstandard
+
+from gristmill.errors import DecodeError
+
+SCHEMA_ID = b"schema_id"
+PAYLOAD = b"payload"
+ENCODING = b"encoding"
+KEY = b"key"
+ATTEMPT = b"attempt"
+ORIGIN = b"origin"
+TRACEPARENT = b"traceparent"
+TRACESTATE = b"tracestate"
+HEADER_PREFIX = b"h:"
+ZSTD = b"zstd"
+
+_compressor = zstandard.ZstdCompressor(level=3)  # stateless per call; safe to share
+_decompressor = zstandard.ZstdDecompressor()
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One entry's fields, unpacked; the payload is still protobuf bytes (decompressed)."""
+
+    schema_id: bytes
+    payload: bytes
+    attempt: int = 1
+    key: bytes | None = None
+    origin: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    trace: dict[str, str] = field(default_factory=dict)
+
+
+def open_fields(fields: list[bytes], max_bytes: int) -> Envelope:
+    """Unpack the flat [f1, v1, f2, v2, ...] fields of an entry.
+
+    Raises:
+        DecodeError: `missing_field`, `oversize` or `bad_encoding`, with what was wrong.
+    """
+    if len(fields) == 4 and fields[0] == SCHEMA_ID and fields[2] == PAYLOAD:  # what we write
+        payload = fields[3]
+        if len(payload) > max_bytes:
+            raise DecodeError("oversize", f"payload of {len(payload)} bytes > {max_bytes}")
+        return Envelope(fields[1], payload)
+    return _open_general(fields, max_bytes)
+
+
+def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
+    if len(fields) % 2:
+        raise DecodeError("missing_field", "odd number of field items")
+    values = dict(zip(fields[::2], fields[1::2], strict=True))
+    schema_id = values.get(SCHEMA_ID)
+    payload = values.get(PAYLOAD)
+    if schema_id is None or payload is None:
+        missing = "schema_id" if schema_id is None else "payload"
+        raise DecodeError("missing_field", f"the entry has no `{missing}` field")
+    total = sum(len(item) for item in fields)
+    if total > max_bytes:
+        raise DecodeError("oversize", f"entry of {total} bytes > {max_bytes}")
+    encoding = values.get(ENCODING)
+    if encoding is not None:
+        payload = _decompress(encoding, payload, max_bytes)
+    try:
+        attempt = int(values.get(ATTEMPT, b"1"))
+    except ValueError:
+        raise DecodeError("missing_field", "`attempt` is not an integer") from None
+    headers: dict[str, str] = {}
+    trace: dict[str, str] = {}
+    for name, value in values.items():
+        if name.startswith(HEADER_PREFIX):
+            headers[name[2:].decode(errors="replace")] = value.decode(errors="replace")
+        elif name in (TRACEPARENT, TRACESTATE):
+            trace[name.decode()] = value.decode(errors="replace")
+    return Envelope(
+        schema_id, payload, max(attempt, 1), values.get(KEY), values.get(ORIGIN), headers, trace
+    )
+
+
+def _decompress(encoding: bytes, payload: bytes, max_bytes: int) -> bytes:
+    if encoding != ZSTD:
+        raise DecodeError("bad_encoding", f"unknown encoding {encoding[:32]!r}")
+    try:
+        size = zstandard.frame_content_size(payload)
+        if size > max_bytes:  # the frame says how big it is: refuse a bomb before inflating it
+            raise DecodeError("oversize", f"zstd payload inflates to {size} bytes > {max_bytes}")
+        return _decompressor.decompress(payload, max_output_size=max_bytes)
+    except zstandard.ZstdError as exc:
+        raise DecodeError("bad_encoding", f"zstd: {exc}") from None
+
+
+def seal(
+    schema_id: bytes,
+    payload: bytes,
+    *,
+    compress_above: int = 0,
+    attempt: int | None = None,
+    key: bytes | None = None,
+    origin: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> list[bytes]:
+    """The flat fields of an entry carrying `payload`; zstd-compressed above `compress_above`."""
+    fields = [SCHEMA_ID, schema_id, PAYLOAD, payload]
+    if compress_above and len(payload) > compress_above:
+        fields[3] = _compressor.compress(payload)
+        fields += (ENCODING, ZSTD)
+    if attempt is not None and attempt > 1:
+        fields += (ATTEMPT, str(attempt).encode())
+    if key is not None:
+        fields += (KEY, key)
+    if origin is not None:
+        fields += (ORIGIN, origin)
+    for name, value in (headers or {}).items():
+        fields += (HEADER_PREFIX + name.encode(), value.encode())
+    return fields
+
+
+def with_attempt(fields: list[bytes], attempt: int) -> list[bytes]:
+    """The same entry fields with `attempt` set (replacing any earlier value)."""
+    out: list[bytes] = []
+    for index in range(0, len(fields) - 1, 2):
+        if fields[index] != ATTEMPT:
+            out += (fields[index], fields[index + 1])
+    out += (ATTEMPT, str(attempt).encode())
+    return out

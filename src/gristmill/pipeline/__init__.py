@@ -1,0 +1,1 @@
+"""The happy path, in order: consume -> decode -> handle -> encode -> publish (commit)."""

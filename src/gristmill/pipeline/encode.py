@@ -1,0 +1,70 @@
+"""Stage 4 of 5: the messages a handler returned or published -> entry fields per stream."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+
+from gristmill.envelope import seal
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from google.protobuf.descriptor import Descriptor
+
+    from gristmill.context import Context
+    from gristmill.schemas.cache import SchemaCache
+
+Outputs = list[tuple[bytes, list[bytes]]]  # (stream, fields) in publish order
+
+
+def returned_messages(result: object, processor: str) -> Sequence[Message]:
+    """A handler's return value as a sequence of messages.
+
+    Raises:
+        ConfigError: If it returned something else than a message, a list/tuple of them, or None.
+    """
+    if result is None:
+        return ()
+    if isinstance(result, Message):
+        return (result,)
+    if isinstance(result, list | tuple) and all(isinstance(item, Message) for item in result):
+        return result
+    raise ConfigError(
+        f"processor {processor!r} returned {type(result).__name__}: return a protobuf message, "
+        "a list of them, or None"
+    )
+
+
+def descriptors_to_register(cache: SchemaCache, messages: Sequence[Message]) -> set[Descriptor]:
+    """The message types among `messages` whose schema id this process does not know yet."""
+    return {m.DESCRIPTOR for m in messages if cache.cached_id(m.DESCRIPTOR) is None}
+
+
+def encode(
+    cache: SchemaCache,
+    returned: Sequence[Message],
+    outputs: tuple[bytes, ...],
+    context: Context | None,
+    compress_above: int,
+) -> Outputs:
+    """Fields for every returned message on every output, then every `ctx.publish`.
+
+    Every message type must have a known schema id (see `descriptors_to_register`).
+    """
+    encoded: Outputs = []
+    for message in returned:
+        fields = _fields(cache, message, compress_above)
+        encoded += [(stream, fields) for stream in outputs]
+    if context is not None:
+        for stream, message in context._outputs:
+            encoded.append((stream.encode(), _fields(cache, message, compress_above)))
+    return encoded
+
+
+def _fields(cache: SchemaCache, message: Message, compress_above: int) -> list[bytes]:
+    schema_id = cache.cached_id(message.DESCRIPTOR)
+    assert schema_id is not None, "descriptors_to_register() runs before encode()"
+    return seal(schema_id, message.SerializeToString(), compress_above=compress_above)

@@ -1,0 +1,76 @@
+"""Stage 5 of 5: one EVALSHA per batch commits every output and every ack (commit_batch.lua).
+
+The arguments are packed here, flat, so the script walks them without decoding anything.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gristmill import scripts
+from gristmill.pipeline.resp import ReplyError, pack_command
+
+if TYPE_CHECKING:
+    from gristmill.pipeline.resp import RespConnection
+
+COMMIT = scripts.load("commit_batch")
+_OP_XADD = b"x"
+
+
+class Commit:
+    """The outputs and acks of one batch, gathered entry by entry, then sent in one call."""
+
+    __slots__ = ("_entries", "_entry_count", "_inputs", "_key_index", "_keys")
+
+    def __init__(self) -> None:
+        self._keys: list[bytes] = []
+        self._key_index: dict[bytes, bytes] = {}  # key -> its 1-based index, as ARGV bytes
+        self._inputs: dict[bytes, int] = {}  # input key index -> entries of it in this batch
+        self._entries: list[bytes] = []
+        self._entry_count = 0
+
+    def _index(self, key: bytes) -> bytes:
+        index = self._key_index.get(key)
+        if index is None:
+            self._keys.append(key)
+            index = self._key_index[key] = str(len(self._keys)).encode()
+        return index
+
+    def entry(
+        self, input_key: bytes, entry_id: bytes, outputs: list[tuple[bytes, list[bytes]]]
+    ) -> None:
+        """Ack `entry_id` of `input_key` and XADD each (stream, fields) of `outputs`, if ours."""
+        index = self._index(input_key)
+        self._inputs[index] = self._inputs.get(index, 0) + 1
+        entries = self._entries
+        entries += (index, entry_id, str(len(outputs)).encode())
+        for stream, fields in outputs:
+            entries += (_OP_XADD, self._index(stream), str(len(fields)).encode())
+            entries += fields
+        self._entry_count += 1
+
+    def __len__(self) -> int:
+        return self._entry_count
+
+    def pack(self, group: bytes, consumer: bytes) -> bytes:
+        """The EVALSHA command, packed."""
+        args: list[bytes | int] = [b"EVALSHA", COMMIT.sha.encode(), len(self._keys), *self._keys]
+        args += (group, consumer, len(self._inputs))
+        for index, count in self._inputs.items():
+            # the whole PEL of this consumer: it holds this batch (and rarely leftovers)
+            args += (index, b"-", b"+", count)
+        args.append(self._entry_count)
+        args += self._entries
+        return pack_command(tuple(args))
+
+    async def send(self, connection: RespConnection, group: bytes, consumer: bytes) -> list[bytes]:
+        """Run the commit; returns the ids of entries skipped because they are no longer ours."""
+        payload = self.pack(group, consumer)
+        try:
+            reply = await connection.call_packed(payload)
+        except ReplyError as exc:
+            if exc.code != "NOSCRIPT":
+                raise
+            await connection.call(b"SCRIPT", b"LOAD", COMMIT.source)
+            reply = await connection.call_packed(payload)
+        return list(reply[1:])

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gristmill.pipeline.publish import COMMIT, Commit
+from gristmill.pipeline.resp import RespConnection
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gristmill.embedded import EmbeddedServer
+
+
+async def _read(redis: Redis, consumer: str, count: int) -> list[bytes]:
+    reply = await redis.xreadgroup("g", consumer, {"in": ">"}, count=count)
+    return [entry_id for entry_id, _ in reply[0][1]]
+
+
+async def test_one_call_publishes_outputs_and_acks_inputs(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    await redis.xgroup_create("in", "g", id="0", mkstream=True)
+    for n in range(3):
+        await redis.xadd("in", {"n": str(n)})
+    ids = await _read(redis, "c1", 10)
+    commit = Commit()
+    for entry_id in ids:
+        commit.entry(b"in", entry_id, [(b"out", [b"from", entry_id]), (b"audit", [b"x", b"1"])])
+    connection = await RespConnection.open(server.url, connect_timeout=2)
+    try:
+        await redis.script_load(COMMIT.source)  # a first call would also count a NOSCRIPT try
+        await redis.execute_command("CONFIG", "RESETSTAT")
+        skipped = await commit.send(connection, b"g", b"c1")
+        stats = await redis.info("commandstats")
+    finally:
+        connection.close()
+    assert skipped == []
+    assert [fields[b"from"] for _, fields in await redis.xrange("out")] == ids
+    assert await redis.xlen("audit") == 3
+    assert (await redis.xpending("in", "g"))["pending"] == 0
+    # one script call did it all: no separate XADD/XACK round trips from the client
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+
+
+async def test_entries_claimed_away_add_neither_outputs_nor_acks(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    await redis.xgroup_create("in", "g", id="0", mkstream=True)
+    for n in range(4):
+        await redis.xadd("in", {"n": str(n)})
+    ids = await _read(redis, "slow", 10)
+    # another consumer claims two of them while "slow" is still working
+    await redis.xclaim("in", "g", "fast", 0, ids[:2])
+    commit = Commit()
+    for entry_id in ids:
+        commit.entry(b"in", entry_id, [(b"out", [b"from", entry_id])])
+    connection = await RespConnection.open(server.url, connect_timeout=2)
+    try:
+        skipped = await commit.send(connection, b"g", b"slow")
+    finally:
+        connection.close()
+    assert skipped == ids[:2]
+    assert [fields[b"from"] for _, fields in await redis.xrange("out")] == ids[2:]
+    pending = await redis.xpending_range("in", "g", "-", "+", 10)
+    assert [(p["message_id"], p["consumer"]) for p in pending] == [
+        (ids[0], b"fast"),
+        (ids[1], b"fast"),
+    ]
+
+
+async def test_script_is_reloaded_after_a_script_flush(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    await redis.xgroup_create("in", "g", id="0", mkstream=True)
+    await redis.xadd("in", {"n": "1"})
+    ids = await _read(redis, "c", 10)
+    await redis.script_flush()
+    commit = Commit()
+    commit.entry(b"in", ids[0], [])
+    connection = await RespConnection.open(server.url, connect_timeout=2)
+    try:
+        assert await commit.send(connection, b"g", b"c") == []
+    finally:
+        connection.close()
+    assert (await redis.xpending("in", "g"))["pending"] == 0

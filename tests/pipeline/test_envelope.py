@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+import zstandard
+
+from gristmill.envelope import open_fields, seal, with_attempt
+from gristmill.errors import DecodeError
+
+
+def test_plain_round_trip_is_four_fields() -> None:
+    fields = seal(b"s1", b"\x08\x01")
+    assert fields == [b"schema_id", b"s1", b"payload", b"\x08\x01"]
+    envelope = open_fields(fields, 1024)
+    assert (envelope.schema_id, envelope.payload, envelope.attempt) == (b"s1", b"\x08\x01", 1)
+
+
+def test_large_payloads_are_compressed_and_restored() -> None:
+    payload = b"x" * 10_000
+    fields = seal(b"s1", payload, compress_above=100, attempt=3, headers={"tenant": "t1"})
+    assert len(fields[3]) < 200
+    envelope = open_fields(fields, 20_000)
+    assert envelope.payload == payload
+    assert envelope.attempt == 3
+    assert envelope.headers == {"tenant": "t1"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ([b"payload", b"x"], "missing_field"),
+        ([b"schema_id", b"s"], "missing_field"),
+        ([b"schema_id"], "missing_field"),
+        ([b"schema_id", b"s", b"payload", b"x" * 2000], "oversize"),
+        ([b"schema_id", b"s", b"payload", b"x", b"encoding", b"lz5"], "bad_encoding"),
+        ([b"schema_id", b"s", b"payload", b"not zstd", b"encoding", b"zstd"], "bad_encoding"),
+        ([b"schema_id", b"s", b"payload", b"x", b"attempt", b"two"], "missing_field"),
+    ],
+)
+def test_bad_fields_have_a_reason(fields: list[bytes], reason: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        open_fields(fields, 1000)
+    assert caught.value.reason == reason
+
+
+def test_a_zstd_bomb_is_refused_before_inflating() -> None:
+    bomb = zstandard.ZstdCompressor().compress(b"\0" * 50_000_000)
+    assert len(bomb) < 10_000
+    with pytest.raises(DecodeError) as caught:
+        open_fields([b"schema_id", b"s", b"payload", bomb, b"encoding", b"zstd"], 1 << 20)
+    assert caught.value.reason == "oversize"
+
+
+def test_with_attempt_replaces_the_field() -> None:
+    fields = with_attempt(seal(b"s", b"p", attempt=2), 3)
+    assert fields.count(b"attempt") == 1
+    assert open_fields(fields, 100).attempt == 3

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import anyio
+import anyio.lowlevel
+
+from gristmill.pipeline.handle import BatchRunner
+
+
+async def test_handlers_that_never_suspend_run_inline_in_order() -> None:
+    runner = BatchRunner(concurrency=8)
+    seen: list[int] = []
+
+    async def run_one(index: int) -> None:
+        seen.append(index)
+
+    async with anyio.create_task_group() as group:
+        runner.start_helpers(group)
+        await runner.run(100, run_one)
+        group.cancel_scope.cancel()
+    assert seen == list(range(100))
+
+
+async def test_suspending_handlers_overlap_up_to_the_concurrency() -> None:
+    runner = BatchRunner(concurrency=4)
+    in_flight = 0
+    peak = 0
+    done: list[int] = []
+
+    async def run_one(index: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await anyio.sleep(0.01)
+        in_flight -= 1
+        done.append(index)
+
+    async with anyio.create_task_group() as group:
+        runner.start_helpers(group)
+        for _ in range(3):  # several batches reuse the same helpers
+            done.clear()
+            await runner.run(20, run_one)
+            assert sorted(done) == list(range(20))
+            assert in_flight == 0
+        group.cancel_scope.cancel()
+    assert peak == 4
+
+
+async def test_concurrency_one_runs_one_at_a_time() -> None:
+    runner = BatchRunner(concurrency=1)
+    in_flight = 0
+    peak = 0
+
+    async def run_one(index: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await anyio.lowlevel.checkpoint()
+        in_flight -= 1
+
+    async with anyio.create_task_group() as group:
+        runner.start_helpers(group)
+        await runner.run(10, run_one)
+        group.cancel_scope.cancel()
+    assert peak == 1
