@@ -1,18 +1,21 @@
---[[ forget_consumer: delete a consumer from a group only if it holds no pending entry.
-  XGROUP DELCONSUMER drops the consumer's pending entries for good, so the check and the
-  delete must be one step.
+--[[ forget_consumer: delete consumers of a group that hold no pending entry and have been
+  idle at least ARGV[2] ms (0: any idle time). XGROUP DELCONSUMER drops a consumer's pending
+  entries for good, so the check and the delete must be one step.
   KEYS[1] stream
-  ARGV[1] group   ARGV[2] consumer
-  Returns 1 if deleted, 0 if it still holds entries (kept), -1 if there was no such consumer ]]
+  ARGV[1] group   ARGV[2] minimum idle ms   ARGV[3] only this consumer ('' for any)
+  Returns the names of the consumers deleted ]]
 local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
-if not ok then return -1 end
+if not ok then return {} end
+local min_idle, only = tonumber(ARGV[2]), ARGV[3]
+local deleted = {}
 for _, info in ipairs(consumers) do
   local fields = {}
   for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
-  if fields['name'] == ARGV[2] then
-    if tonumber(fields['pending']) > 0 then return 0 end
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-    return 1
+  local name = fields['name']
+  if (only == '' or name == only) and tonumber(fields['pending']) == 0
+      and tonumber(fields['idle']) >= min_idle then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    deleted[#deleted + 1] = name
   end
 end
-return -1
+return deleted
