@@ -55,6 +55,11 @@ def delayed_sequence(stream: str) -> str:
     return f"{slot_prefix(stream)}:delayed:seq"
 
 
+def class_lane(stream: str, execution_class: str) -> str:
+    """The stream where delayed entries of `stream` in `execution_class` (e.g. long) arrive."""
+    return f"{slot_prefix(stream)}:class:{execution_class}"
+
+
 # -- global keys (configured prefix) ------------------------------------------------------------
 
 

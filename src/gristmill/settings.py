@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_entry_bytes: PositiveInt = 1 << 20  # larger entries are dead-lettered as `oversize`
     compress_above: int = Field(default=4096, ge=0)  # zstd payloads larger than this; 0: never
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    delayed_layout: Literal["buckets", "zset"] = "buckets"  # docs/delayed.md: memory vs precision
+    delayed_bucket_ms: PositiveInt = 1000  # bucket width: entries are released up to this late
+    lease_ttl_ms: PositiveInt = 2000  # leader lease; failover takes at most ttl + renew interval
 
     @field_validator("redis_url")
     @classmethod

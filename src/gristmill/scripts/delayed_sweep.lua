@@ -1,0 +1,90 @@
+--[[ delayed_sweep: move due entries of one delayed store into its target stream, in one step:
+  check the caller's lease token (fencing), read the due entries, XADD each, remove them.
+  KEYS[1] lease key (keys.lease('sweeper', prefix))   KEYS[2] delayed store of the target
+  KEYS[3] target stream
+  ARGV[1] lease token; '' only for an operator's move-now (no leader involved)
+  ARGV[2] release what is due at or before this ms; '' : now by the server's TIME (so a
+          skewed client clock cannot release early)
+  ARGV[3] at most this many entries (<= 1000 keeps the script near 2.5 ms)
+  ARGV[4] eager horizon ms: when every group of the target has no lag and nothing pending,
+          also release entries due within this horizon (0: off)
+  Returns {status, moved, next release ms of the store or -1, the now used}
+    status 1: swept   0: refused, the token is not the lease holder's (nothing written) ]]
+
+-- the field names pack_entry codes as small integers (gristmill.timing.packing.FIELD_CODES)
+local NAMES = {'schema_id', 'payload', 'encoding', 'key', 'attempt', 'origin',
+               'traceparent', 'tracestate'}
+
+local token = ARGV[1]
+if token ~= '' and redis.call('GET', KEYS[1]) ~= token then
+  return {0, 0, -1, 0}
+end
+local now
+if ARGV[2] == '' then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+else
+  now = tonumber(ARGV[2])
+end
+local budget, horizon = tonumber(ARGV[3]), tonumber(ARGV[4])
+local store, target = KEYS[2], KEYS[3]
+
+local function target_idle()
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', target)
+  if not ok or #groups == 0 then return false end  -- nobody reads it: nothing to keep busy
+  for _, info in ipairs(groups) do
+    local fields = {}
+    for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+    -- lag is nil when Redis cannot tell (entries deleted): count that as busy
+    if fields['lag'] ~= 0 or fields['pending'] ~= 0 then return false end
+  end
+  return true
+end
+
+local function is_entry(member)
+  local b = string.byte(member, 1)
+  return (b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd
+end
+
+local function publish(packed)
+  local _, fields = cmsgpack.unpack_one(packed, 0)  -- one object: a zset suffix is ignored
+  for i = 1, #fields, 2 do
+    if type(fields[i]) == 'number' then fields[i] = NAMES[fields[i]] end
+  end
+  redis.call('XADD', target, '*', unpack(fields))
+end
+
+local up_to = now
+if horizon > 0 and target_idle() then up_to = now + horizon end
+
+local moved, done = 0, {}
+local members = redis.call('ZRANGEBYSCORE', store, '-inf', string.format('%.0f', up_to),
+                           'LIMIT', 0, budget)
+for _, member in ipairs(members) do
+  if moved >= budget then break end
+  if is_entry(member) then
+    publish(member)
+    moved = moved + 1
+    done[#done + 1] = member
+  else
+    local bucket = store .. ':' .. member
+    local want = budget - moved
+    local entries = redis.call('LPOP', bucket, want)
+    if entries then
+      for _, packed in ipairs(entries) do publish(packed) end
+      moved = moved + #entries
+    end
+    if not entries or #entries < want or redis.call('LLEN', bucket) == 0 then
+      done[#done + 1] = member
+    end
+  end
+end
+-- chunks: unpack() of a very long list can overflow Lua's C stack
+for start = 1, #done, 500 do
+  redis.call('ZREM', store, unpack(done, start, math.min(start + 499, #done)))
+end
+
+local next_release = -1
+local first = redis.call('ZRANGE', store, 0, 0, 'WITHSCORES')
+if #first > 0 then next_release = tonumber(first[2]) end
+return {1, moved, next_release, now}

@@ -1,0 +1,47 @@
+--[[ lib/delayed_add: park one packed entry in a delayed store. Include it with the line
+  `--!include lib/delayed_add.lua`; it defines
+
+    local function delayed_add(store_key, due_ms, member, wake_channel, bucket_ms)
+
+  store_key     keys.delayed_store(target): sorted set, score = release time in ms
+  due_ms        integer ms since the epoch (a number or a decimal string)
+  member        the entry packed by gristmill.timing.delayed.pack_entry (a msgpack array)
+  wake_channel  keys.delayed_wake(prefix): published to when the entry is now the store's
+                earliest, so a sleeping sweeper wakes; '' or nil: no wake (it still wakes on
+                its own within its longest sleep)
+  bucket_ms     settings.delayed_bucket_ms for the "buckets" layout, 0 for "zset"; nil: 1000
+
+  Layouts (the sweep tells members apart by their first byte: a packed entry starts with a
+  msgpack array byte, a bucket's member is a decimal string):
+    buckets  release_ms = due_ms rounded UP to a multiple of bucket_ms (never released early);
+             the sorted set holds release_ms once (member = its decimal string); the entries
+             wait in the list store_key .. ':' .. release_ms (= keys.delayed_bucket(target,
+             release_ms)), a listpack of a few bytes' overhead per entry
+    zset     member = packed entry .. a unique suffix (INCR of store_key .. ':seq' =
+             keys.delayed_sequence(target)) so equal entries do not collapse; score = due_ms
+  The derived keys share store_key's hash slot (its {tag}). Returns nothing. ]]
+local function delayed_add(store_key, due_ms, member, wake_channel, bucket_ms)
+  local due = tonumber(due_ms)
+  local width = tonumber(bucket_ms or 1000)
+  local first_byte = string.byte(member, 1)
+  if first_byte == nil or not ((first_byte >= 0x90 and first_byte <= 0x9f)
+      or first_byte == 0xdc or first_byte == 0xdd) then
+    return redis.error_reply('ERR delayed_add: member is not a packed entry')
+  end
+  local earliest
+  if width > 0 then
+    local release = string.format('%.0f', math.ceil(due / width) * width)
+    redis.call('RPUSH', store_key .. ':' .. release, member)
+    -- a new bucket is the only way the earliest release time can move
+    if redis.call('ZADD', store_key, 'NX', release, release) == 1 then
+      earliest = redis.call('ZRANGE', store_key, 0, 0)[1] == release
+    end
+  else
+    local unique = member .. string.format('%.0f', redis.call('INCR', store_key .. ':seq'))
+    redis.call('ZADD', store_key, string.format('%.0f', due), unique)
+    earliest = redis.call('ZRANGE', store_key, 0, 0)[1] == unique
+  end
+  if earliest and wake_channel ~= nil and wake_channel ~= '' then
+    redis.call('PUBLISH', wake_channel, store_key)
+  end
+end

@@ -1,0 +1,126 @@
+"""A stream entry's flat fields packed into one small string, for the delayed store (pure).
+
+The format is a msgpack array of strings, so the sweep script unpacks it with Redis' built-in
+cmsgpack (C, not a Lua loop). The field names gristmill writes on every entry are coded as
+one-byte integers (1 = schema_id, ...): at tens of millions of waiting entries, a repeated
+`schema_id` name would cost more than the entry's own overhead. scripts/delayed_sweep.lua maps
+the codes back with the same table; tests pin the two together through a real sweep.
+
+Only msgpack str types are written: Redis' cmsgpack does not read the bin types.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from gristmill.envelope import (
+    ATTEMPT,
+    ENCODING,
+    KEY,
+    ORIGIN,
+    PAYLOAD,
+    SCHEMA_ID,
+    TRACEPARENT,
+    TRACESTATE,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# order is the wire format: code = index + 1; append only
+FIELD_CODES: tuple[bytes, ...] = (
+    SCHEMA_ID,
+    PAYLOAD,
+    ENCODING,
+    KEY,
+    ATTEMPT,
+    ORIGIN,
+    TRACEPARENT,
+    TRACESTATE,
+)
+_CODE_OF = {name: index + 1 for index, name in enumerate(FIELD_CODES)}
+_ARRAY_FIRST_BYTES = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+
+
+def _pack_str(value: bytes, out: list[bytes]) -> None:
+    size = len(value)
+    if size < 32:
+        out.append(bytes((0xA0 | size,)))
+    elif size < 0x100:
+        out.append(bytes((0xD9, size)))
+    elif size < 0x10000:
+        out.append(b"\xda" + struct.pack(">H", size))
+    else:
+        out.append(b"\xdb" + struct.pack(">I", size))
+    out.append(value)
+
+
+def pack_entry(fields: Sequence[bytes]) -> bytes:
+    """The flat [f1, v1, f2, v2, ...] fields of a stream entry as one delayed-store member.
+
+    Raises:
+        ValueError: If `fields` does not hold name/value pairs.
+    """
+    count = len(fields)
+    if count == 0 or count % 2:
+        raise ValueError(f"expected name/value pairs, got {count} fields")
+    out: list[bytes] = [
+        bytes((0x90 | count,)) if count < 16 else b"\xdc" + struct.pack(">H", count)
+    ]
+    for index, item in enumerate(fields):
+        code = _CODE_OF.get(item) if index % 2 == 0 else None
+        if code is None:
+            _pack_str(bytes(item), out)
+        else:
+            out.append(bytes((code,)))  # msgpack positive fixint
+    return b"".join(out)
+
+
+def is_packed_entry(member: bytes) -> bool:
+    """True for a packed entry, False for a bucket's member (a decimal release time)."""
+    return bool(member) and member[0] in _ARRAY_FIRST_BYTES
+
+
+def unpack_entry(member: bytes) -> list[bytes]:
+    """The flat fields of a packed entry; bytes after the array (a uniqueness suffix) are ignored.
+
+    Raises:
+        ValueError: If `member` is not a packed entry.
+    """
+    try:
+        first = member[0]
+        if 0x90 <= first <= 0x9F:
+            count, at = first & 0x0F, 1
+        elif first == 0xDC:
+            (count,), at = struct.unpack_from(">H", member, 1), 3
+        elif first == 0xDD:
+            (count,), at = struct.unpack_from(">I", member, 1), 5
+        else:
+            raise ValueError(f"not a packed entry (first byte {first:#x})")
+        fields: list[bytes] = []
+        for _ in range(count):
+            kind = member[at]
+            if kind < 0x80:
+                if not 1 <= kind <= len(FIELD_CODES):
+                    raise ValueError(f"unknown field code {kind} at byte {at}")
+                fields.append(FIELD_CODES[kind - 1])
+                at += 1
+                continue
+            if 0xA0 <= kind <= 0xBF:
+                size, at = kind & 0x1F, at + 1
+            elif kind == 0xD9:
+                size, at = member[at + 1], at + 2
+            elif kind == 0xDA:
+                (size,), at = struct.unpack_from(">H", member, at + 1), at + 3
+            elif kind == 0xDB:
+                (size,), at = struct.unpack_from(">I", member, at + 1), at + 5
+            else:
+                raise ValueError(f"unexpected msgpack type {kind:#x} at byte {at}")
+            if at + size > len(member):
+                raise ValueError("packed entry is truncated")
+            fields.append(member[at : at + size])
+            at += size
+    except (IndexError, struct.error) as exc:
+        raise ValueError("packed entry is truncated") from exc
+    return fields

@@ -1,0 +1,207 @@
+"""The sweeper: every replica runs one, the lease holder moves due entries into their streams.
+
+Each batch is one Lua script (scripts/delayed_sweep.lua) that checks our lease token, reads
+at most `batch` due entries, XADDs them and removes them: all or nothing, so a killed leader
+leaves every entry either waiting or moved, never both, never neither. A pass sweeps one batch
+per target in turn (a store with a large backlog cannot starve the others) and repeats while
+any batch came back full. Between passes it sleeps until the earliest release time, and wakes
+early when delayed_add publishes that an earlier entry arrived (pub/sub is at-most-once, so
+the sleep is also capped).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.lowlevel
+from redis.exceptions import RedisError
+
+from gristmill.timing.delayed import MAX_BATCH, DelayedStore
+from gristmill.timing.leader import Lease
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from redis.asyncio import Redis
+
+    from gristmill.clock import Clock
+    from gristmill.settings import Settings
+
+__all__ = ("Sweeper", "SweeperCounts")
+
+log = logging.getLogger(__name__)
+
+ROLE = "sweeper"
+LONGEST_SLEEP_S = 5.0  # a lost wake message delays a new earliest entry by at most this
+EAGER_POLL_S = 0.1  # how often an idle target with eager entries in reach is re-checked
+WAKE_POLL_S = 1.0
+BATCH_TIMEOUT_S = 10.0  # beyond the client's socket timeout: that one fires first
+
+
+@dataclass(slots=True)
+class SweeperCounts:
+    """What this sweeper did since it started (for tests, health and the CLI)."""
+
+    terms: int = 0  # times it became leader
+    passes: int = 0
+    batches: int = 0
+    moved: int = 0
+    refused: int = 0  # sweeps refused by the token check: we had lost the lease
+
+
+class Sweeper:
+    """Competes for the "sweeper" lease and, while leader, sweeps every registered target.
+
+    Args:
+        redis: the client.
+        store: the delayed store (its prefix names the targets set and the wake channel).
+        lease: a Lease for the role "sweeper".
+        batch: entries per script call, at most 1,000 (~2.5 ms of server time).
+        eager: target stream -> horizon in seconds: when that target has no backlog, entries
+            due within the horizon are released early (opt-in per stream).
+        clock: release by this clock; None (default) releases by the server's TIME, so a
+            skewed replica clock cannot release entries early.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        store: DelayedStore,
+        lease: Lease,
+        *,
+        batch: int = MAX_BATCH,
+        eager: Mapping[str, float] | None = None,
+        clock: Clock | None = None,
+        longest_sleep: float = LONGEST_SLEEP_S,
+    ) -> None:
+        if not 0 < batch <= MAX_BATCH:
+            raise ValueError(f"batch {batch}: expected 1..{MAX_BATCH}")
+        self.redis = redis
+        self.store = store
+        self.lease = lease
+        self.batch = batch
+        self.eager_ms = {stream: round(s * 1000) for stream, s in (eager or {}).items()}
+        self.clock = clock
+        self.longest_sleep = longest_sleep
+        self.counts = SweeperCounts()
+        self._wake: anyio.Event | None = None
+
+    @classmethod
+    def from_settings(
+        cls, redis: Redis, settings: Settings, *, eager: Mapping[str, float] | None = None
+    ) -> Sweeper:
+        """A sweeper with the store layout, bucket width, prefix and lease ttl of `settings`."""
+        store = DelayedStore(
+            redis,
+            prefix=settings.key_prefix,
+            layout=settings.delayed_layout,
+            bucket_ms=settings.delayed_bucket_ms,
+        )
+        lease = Lease(redis, ROLE, ttl_ms=settings.lease_ttl_ms, prefix=settings.key_prefix)
+        return cls(redis, store, lease, eager=eager)
+
+    async def run(self) -> None:
+        """Sweep while leader, wait while not, forever; returns only by cancellation."""
+        self._wake = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._listen_for_wakes, name="sweeper wake")
+            while True:
+                if await self._try_acquire():
+                    self.counts.terms += 1
+                    async with self.lease.hold():
+                        await self._sweep_while_leader()
+                await anyio.sleep(self.lease.renew_ms / 1000)
+
+    async def _try_acquire(self) -> bool:
+        try:
+            return await self.lease.acquire()
+        except (RedisError, OSError) as exc:
+            log.warning("sweeper lease: cannot reach the server: %s", exc)
+            return False
+
+    async def _sweep_while_leader(self) -> None:
+        while True:
+            self._wake = anyio.Event()  # before the pass: a wake during it is not missed
+            started = anyio.current_time()
+            try:
+                busy, next_release_ms, now_ms, eager_waiting = await self.sweep_pass()
+            except (RedisError, OSError) as exc:
+                log.warning("sweep failed, retrying: %s", exc)
+                await anyio.sleep(self.lease.renew_ms / 1000)
+                continue
+            if busy:
+                await anyio.lowlevel.checkpoint()  # let renewals and cancellation in
+                continue
+            delay = self.longest_sleep
+            if next_release_ms is not None:
+                elapsed = anyio.current_time() - started
+                delay = min(delay, max((next_release_ms - now_ms) / 1000 - elapsed, 0.0))
+            if eager_waiting:
+                delay = min(delay, EAGER_POLL_S)
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    async def sweep_pass(self) -> tuple[bool, int | None, int, bool]:
+        """One batch per target: (any batch full, earliest next release, now, eager waiting).
+
+        A refused batch (we lost the lease) marks the lease lost, which cancels the caller
+        inside `Lease.hold()`.
+        """
+        self.counts.passes += 1
+        busy = eager_waiting = False
+        next_release_ms: int | None = None
+        now_ms = 0
+        for target in await self.store.targets():
+            horizon_ms = self.eager_ms.get(target, 0)
+            # shielded: the script is atomic on the server either way, and a call cut off
+            # mid-reply would leave its outcome (and a refusal) unknown and the link reset
+            with anyio.move_on_after(BATCH_TIMEOUT_S, shield=True) as scope:
+                result = await self.store.sweep_batch(
+                    target,
+                    token=self.lease.token,
+                    lease_key=self.lease.key,
+                    up_to_ms=None if self.clock is None else self.clock.now_ms(),
+                    limit=self.batch,
+                    eager_horizon_ms=horizon_ms,
+                )
+            if scope.cancelled_caught:
+                raise TimeoutError(f"sweep batch of {target} got no reply in {BATCH_TIMEOUT_S} s")
+            self.counts.batches += 1
+            if result.refused:
+                self.counts.refused += 1
+                self.lease.mark_lost("a sweep was refused by the token check")
+                await anyio.lowlevel.checkpoint()  # cancelled here when inside hold()
+                return False, None, now_ms, False
+            self.counts.moved += result.moved
+            now_ms = result.now_ms
+            if result.moved:
+                log.debug("swept %d entries", result.moved, extra={"stream": target})
+            busy = busy or result.moved >= self.batch
+            release = result.next_release_ms
+            if release is not None:
+                next_release_ms = (
+                    release if next_release_ms is None else min(next_release_ms, release)
+                )
+                eager_waiting = eager_waiting or (horizon_ms > 0 and release <= now_ms + horizon_ms)
+        return busy, next_release_ms, now_ms, eager_waiting
+
+    async def _listen_for_wakes(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.store.wake_channel)
+                while True:
+                    message = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=WAKE_POLL_S
+                    )
+                    if message is not None and self._wake is not None:
+                        self._wake.set()
+            except (RedisError, OSError) as exc:
+                log.warning("sweeper wake channel lost, resubscribing: %s", exc)
+                await anyio.sleep(WAKE_POLL_S)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py lacks it

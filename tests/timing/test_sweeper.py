@@ -1,0 +1,119 @@
+"""The sweeper in-process against the real server: exactly one leader sweeps, it sleeps until
+the next due time, wakes early on the wake channel, and a stale token is refused."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from gristmill.clock import SYSTEM_CLOCK
+from gristmill.settings import Settings
+from gristmill.timing.delayed import DelayedStore
+from gristmill.timing.leader import Lease
+from gristmill.timing.sweeper import Sweeper
+from tests.timing.streams import payload_counts
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+def entry(n: int) -> list[bytes]:
+    return [b"schema_id", b"s" * 16, b"payload", b"%d" % n]
+
+
+def replica(redis: Redis, *, longest_sleep: float = 5.0, bucket_ms: int = 10) -> Sweeper:
+    store = DelayedStore(redis, bucket_ms=bucket_ms)
+    lease = Lease(redis, "sweeper", ttl_ms=600, renew_ms=100)
+    return Sweeper(redis, store, lease, longest_sleep=longest_sleep)
+
+
+async def wait_until_moved(sweepers: list[Sweeper], count: int) -> None:
+    with anyio.fail_after(30):
+        while sum(s.counts.moved for s in sweepers) < count:
+            await anyio.sleep(0.02)
+
+
+async def test_replicas_sweep_everything_once_and_only_one_leads(redis: Redis) -> None:
+    sweepers = [replica(redis) for _ in range(3)]
+    store = sweepers[0].store
+    now = SYSTEM_CLOCK.now_ms()
+    await store.schedule_many(
+        (("orders", "payments")[n % 2], entry(n), now + (n % 300)) for n in range(5000)
+    )
+    async with anyio.create_task_group() as tg:
+        for sweeper in sweepers:
+            tg.start_soon(sweeper.run)
+        await wait_until_moved(sweepers, 5000)
+        tg.cancel_scope.cancel()
+    assert await payload_counts(redis, "orders", "payments") == Counter(range(5000))
+    assert sorted(s.counts.terms for s in sweepers) == [0, 0, 1]
+    assert [s.counts.refused for s in sweepers] == [0, 0, 0]
+    assert (await store.stats("orders")).entries == 0
+
+
+async def test_it_sleeps_until_due_instead_of_polling(redis: Redis) -> None:
+    sweeper = replica(redis, longest_sleep=60)
+    await sweeper.store.schedule("orders", entry(1), SYSTEM_CLOCK.now_ms() + 600_000)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sweeper.run)
+        await anyio.sleep(1.0)
+        tg.cancel_scope.cancel()
+    assert sweeper.counts.terms == 1
+    assert sweeper.counts.passes == 1  # one pass, then asleep: nothing was due
+
+
+async def test_an_earlier_entry_wakes_it(redis: Redis) -> None:
+    sweeper = replica(redis, longest_sleep=600)
+    store = sweeper.store
+    await store.schedule("orders", entry(1), SYSTEM_CLOCK.now_ms() + 600_000)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sweeper.run)
+        with anyio.fail_after(10):
+            while sweeper.counts.passes == 0:
+                await anyio.sleep(0.01)
+        await store.schedule("orders", entry(2), SYSTEM_CLOCK.now_ms())
+        await wait_until_moved([sweeper], 1)
+        tg.cancel_scope.cancel()
+    assert await payload_counts(redis, "orders") == Counter([2])
+    assert sweeper.counts.passes <= 3  # woken by the channel, not by polling
+
+
+async def test_a_sweeper_that_lost_its_lease_is_refused(redis: Redis) -> None:
+    sweeper = replica(redis)
+    await sweeper.store.schedule("orders", entry(1), SYSTEM_CLOCK.now_ms() - 1000)
+    assert await sweeper.lease.acquire()
+    await redis.set(sweeper.lease.key, "the-next-leader")  # as if ours expired and was taken
+    await sweeper.sweep_pass()
+    assert sweeper.counts.refused == 1
+    assert sweeper.counts.moved == 0
+    assert sweeper.lease.lost.is_set()
+    assert await redis.exists("orders") == 0
+
+
+async def test_a_long_backlog_does_not_starve_another_target(redis: Redis) -> None:
+    sweeper = replica(redis)
+    now = SYSTEM_CLOCK.now_ms() - 1000
+    await sweeper.store.schedule_many(("bulk", entry(n), now) for n in range(5000))
+    await sweeper.store.schedule("urgent", entry(-1), now)
+    assert await sweeper.lease.acquire()
+    busy, *_ = await sweeper.sweep_pass()
+    assert busy
+    assert await redis.xlen("urgent") == 1  # in the first pass, after only 1,000 of bulk
+    assert await redis.xlen("bulk") == 1000
+
+
+async def test_from_settings_takes_layout_bucket_and_ttl(redis: Redis) -> None:
+    settings = Settings(delayed_layout="zset", delayed_bucket_ms=250, lease_ttl_ms=900)
+    sweeper = Sweeper.from_settings(redis, settings)
+    assert (sweeper.store.layout, sweeper.store.bucket_ms) == ("zset", 250)
+    assert sweeper.lease.ttl_ms == 900
+    assert sweeper.lease.key == "gm:lease:sweeper"
+
+
+async def test_batches_are_bounded(redis: Redis) -> None:
+    store = DelayedStore(redis)
+    with pytest.raises(ValueError, match="batch"):
+        Sweeper(redis, store, Lease(redis, "sweeper"), batch=1001)
