@@ -1,0 +1,53 @@
+"""Every machine-readable reason an entry can carry into a dead-letter lane, in one place.
+
+A reason is a short snake_case token: operators filter on it (`runtime dlq replay --reason`) and
+metrics count by it, so a reason never holds free text; the detail goes next to it.
+
+Bad input (from the envelope and schema layers; no retry can fix these):
+    missing_field     the entry lacks `schema_id` or `payload`, or has an odd field count
+    unknown_schema    no schema is registered under the entry's `schema_id`
+    schema_invalid    the schema record exists but does not build
+    decode_error      the payload is not valid protobuf for its schema
+    decode_depth      the payload nests deeper than the protobuf runtime allows
+    oversize          the entry or its decompressed payload is over `max_entry_bytes`
+    bad_encoding      an unknown `encoding`, or a compressed payload that does not decompress
+
+Handler outcomes:
+    handler           the handler raised `DeadLetter` with a free-text reason (kept as detail);
+                      a `DeadLetter(reason=...)` whose reason is itself a snake_case token keeps
+                      that token instead, so services can add their own reasons
+    retries_exhausted the entry failed on its last allowed attempt
+    not_retryable     the exception is in the policy's `dead_on`, or not in its `retry_on`
+    crash_loop        the entry's delivery count passed `max_deliveries`: it keeps killing
+                      the worker before it can fail cleanly, so it is not run again
+"""
+
+from __future__ import annotations
+
+import re
+
+MISSING_FIELD = "missing_field"
+UNKNOWN_SCHEMA = "unknown_schema"
+SCHEMA_INVALID = "schema_invalid"
+DECODE_ERROR = "decode_error"
+DECODE_DEPTH = "decode_depth"
+OVERSIZE = "oversize"
+BAD_ENCODING = "bad_encoding"
+
+HANDLER = "handler"
+RETRIES_EXHAUSTED = "retries_exhausted"
+NOT_RETRYABLE = "not_retryable"
+CRASH_LOOP = "crash_loop"
+
+BAD_INPUT = frozenset(
+    {MISSING_FIELD, UNKNOWN_SCHEMA, SCHEMA_INVALID, DECODE_ERROR, DECODE_DEPTH, OVERSIZE,
+     BAD_ENCODING}
+)  # fmt: skip
+KNOWN = BAD_INPUT | {HANDLER, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
+
+_TOKEN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def is_reason_token(text: str) -> bool:
+    """True if `text` can serve as a reason: snake_case, starts with a letter, at most 64 chars."""
+    return _TOKEN.fullmatch(text) is not None
