@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from gristmill.schemas.build import SchemaBuilder
 
 if TYPE_CHECKING:
-    from gristmill.schemas.build import BuiltSchema
+    from gristmill.schemas.descriptors import BuiltSchema
 
 PERSON = "example.people.Person"
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: subprocesses import tests.* from it

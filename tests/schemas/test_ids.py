@@ -17,7 +17,8 @@ from gristmill.schemas.ids import (
     looks_like_schema_id,
     schema_id_of,
 )
-from tests.schemas.people import PERSON, person_schema
+from gristmill.schemas.protofiles import load_proto
+from tests.schemas.people import PERSON, ROOT, person_schema
 
 _FDP = descriptor_pb2.FieldDescriptorProto
 
@@ -127,3 +128,11 @@ def test_a_type_defined_twice_is_refused() -> None:
     file_set.file.extend(_tiny("b.proto").file)
     with pytest.raises(InvalidSchema, match="defined twice"):
         schema_id_of(file_set, "t.M")
+
+
+def test_protoc_and_the_builder_agree_on_the_id() -> None:
+    # two independent producers of descriptors: Google's protoc and our builder
+    from_file = load_proto(ROOT / "schemas" / "person.proto")
+    assert schema_id_of(from_file.descriptor(PERSON)) == schema_id_of(
+        person_schema().descriptor(PERSON)
+    )

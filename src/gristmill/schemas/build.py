@@ -21,23 +21,17 @@ runtime's well-known types, so two builds of the same file name never collide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Union, cast
+from typing import TYPE_CHECKING, Literal, Union
 
-from google.protobuf import descriptor_pb2, message_factory
+from google.protobuf import descriptor_pb2
 
 from gristmill.errors import InvalidSchema
-from gristmill.schemas.descriptors import new_pool
+from gristmill.schemas.descriptors import BuiltSchema, new_pool
 from gristmill.schemas.wellknown import WELL_KNOWN_FILES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from google.protobuf.descriptor import Descriptor
-    from google.protobuf.descriptor_pool import DescriptorPool
-    from google.protobuf.message import Message
-
-    from gristmill.schemas.descriptors import MessageDescriptor
 
 Scalar = Literal[
     "double", "float", "int64", "uint64", "int32", "fixed64", "fixed32", "bool", "string",
@@ -192,30 +186,6 @@ def _enum(
     return builder
 
 
-@dataclass(frozen=True)
-class BuiltSchema:
-    """The classes of a built file, in a pool of their own."""
-
-    pool: DescriptorPool
-    file: descriptor_pb2.FileDescriptorProto
-    classes: dict[str, type[Message]] = field(default_factory=dict)
-
-    def __getitem__(self, full_name: str) -> type[Message]:
-        """The message class named `full_name` (e.g. `example.people.Person`)."""
-        found = self.classes.get(full_name)
-        if found is None:
-            descriptor = cast("Descriptor", self.descriptor(full_name))
-            found = self.classes[full_name] = message_factory.GetMessageClass(descriptor)
-        return found
-
-    def descriptor(self, full_name: str) -> MessageDescriptor:
-        """The Descriptor of the message `full_name`."""
-        try:
-            return self.pool.FindMessageTypeByName(full_name)
-        except KeyError:
-            raise InvalidSchema(f"{self.file.name} defines no message {full_name}") from None
-
-
 class SchemaBuilder:
     """One proto3 file being defined at runtime."""
 
@@ -270,4 +240,4 @@ class SchemaBuilder:
                 proto.ClearField("oneof_index")
             del builder.proto.oneof_decl[len(builder.proto.oneof_decl) - len(builder._optional) :]
         file_set = descriptor_pb2.FileDescriptorSet(file=[file])
-        return BuiltSchema(new_pool(file_set), file)
+        return BuiltSchema(new_pool(file_set), file_set)

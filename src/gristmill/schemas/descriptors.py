@@ -8,7 +8,8 @@ this runtime's well-known types. Every failure of the protobuf runtime while bui
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from google._upb._message import Descriptor as UpbDescriptor
     from google._upb._message import FileDescriptor as UpbFileDescriptor
     from google.protobuf.descriptor import Descriptor, FileDescriptor
+    from google.protobuf.descriptor_pool import DescriptorPool
     from google.protobuf.message import Message
 
     # what `Message.DESCRIPTOR` is typed as: the stubs name both implementations
@@ -157,3 +159,38 @@ _WELL_KNOWN_ROOTS = {
     for file in WELL_KNOWN_FILES.values()
     for message in file.message_types_by_name.values()
 }
+
+
+@dataclass(frozen=True)
+class BuiltSchema:
+    """Message classes built from a FileDescriptorSet, in a pool of their own."""
+
+    pool: DescriptorPool
+    file_set: descriptor_pb2.FileDescriptorSet
+    classes: dict[str, type[Message]] = field(default_factory=dict)
+
+    def __getitem__(self, full_name: str) -> type[Message]:
+        """The message class named `full_name` (e.g. `example.people.Person`)."""
+        found = self.classes.get(full_name)
+        if found is None:
+            descriptor = cast("Descriptor", self.descriptor(full_name))
+            found = self.classes[full_name] = message_factory.GetMessageClass(descriptor)
+        return found
+
+    def descriptor(self, full_name: str) -> MessageDescriptor:
+        """The Descriptor of the message `full_name`."""
+        try:
+            return self.pool.FindMessageTypeByName(full_name)
+        except KeyError:
+            raise InvalidSchema(f"the schema files define no message {full_name}") from None
+
+    def message_names(self, file_name: str | None = None) -> list[str]:
+        """Full names of the top-level messages of `file_name` (default: of the last file,
+        which is the one asked for: protoc and the builder put imports first)."""
+        wanted = self.file_set.file[-1].name if file_name is None else file_name
+        return [
+            f"{file.package}.{message.name}" if file.package else message.name
+            for file in self.file_set.file
+            if file.name == wanted
+            for message in file.message_type
+        ]
