@@ -1,0 +1,1 @@
+"""gristmill tests; a package so test modules import shared helpers as `tests.helpers`."""

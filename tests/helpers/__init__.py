@@ -1,0 +1,1 @@
+"""Test-only helpers shared by many test modules (fault tooling, the checker)."""
