@@ -81,15 +81,14 @@ def test_a_paused_process_still_stops_on_sigterm() -> None:
 
 
 def test_waiting_on_a_process_that_exits_fails_at_once_with_its_output() -> None:
-    with python("print('bye'); raise SystemExit(7)") as child:
-        with pytest.raises(TimeoutError, match=r"exited \(7\)[\s\S]*bye"):
-            child.wait_for_line("never printed", within=60)
+    exited = pytest.raises(TimeoutError, match=r"exited \(7\)[\s\S]*bye")
+    with python("print('bye'); raise SystemExit(7)") as child, exited:
+        child.wait_for_line("never printed", within=60)
 
 
 def test_waiting_too_long_fails_with_the_output() -> None:
-    with python(TICKER) as child:
-        with pytest.raises(TimeoutError, match="in time"):
-            child.wait_for_line("never printed", within=0.2)
+    with python(TICKER) as child, pytest.raises(TimeoutError, match="in time"):
+        child.wait_for_line("never printed", within=0.2)
 
 
 def test_nothing_outlives_the_with_block_even_on_error() -> None:
