@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 
 
@@ -16,6 +17,7 @@ def runtime() -> None:
 
 
 runtime.add_command(serve)
+runtime.add_command(schemas)
 
 
 def main() -> None:
