@@ -6,7 +6,8 @@
     async def bill(order: Message, ctx: Context) -> Message: ...
 
 A handler returns one message, several (a list or tuple), or None. Returned messages go to
-every declared output stream; `ctx.publish(stream, message)` sends to one output of choice.
+every stream in `output`; `ctx.publish(stream, message)` sends to one stream of `output` or
+`side_outputs` (streams written only on purpose, e.g. an audit trail).
 """
 
 from __future__ import annotations
@@ -51,15 +52,19 @@ class ProcessorSpec:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     group: str
+    side_outputs: tuple[str, ...] = ()
     batch: int | None = None  # None: the setting GRISTMILL_BATCH
     concurrency: int | None = None  # None: the setting GRISTMILL_CONCURRENCY
     from_beginning: bool = False  # a new group reads the stream's history too
     claim_idle: float | None = None  # seconds; None: the setting GRISTMILL_CLAIM_IDLE
     maxlen: int | None = None  # approximate cap on each output stream (see README: retention)
+    min_age: float | None = None  # seconds of history each output stream keeps at least
     options: dict[str, Any] = field(default_factory=dict)  # for later stages (retry policy)
 
-    def can_publish_to(self, stream: str) -> bool:
-        return stream in self.outputs
+    @property
+    def publishable(self) -> frozenset[str]:
+        """The streams `ctx.publish` may write to."""
+        return frozenset(self.outputs + self.side_outputs)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class App:
         *,
         input: str | Sequence[str],
         output: str | Sequence[str] | None = None,
+        side_outputs: str | Sequence[str] | None = None,
         name: str | None = None,
         group: str | None = None,
         batch: int | None = None,
@@ -95,13 +101,15 @@ class App:
         from_beginning: bool = False,
         claim_idle: float | None = None,
         maxlen: int | None = None,
+        min_age: float | None = None,
         **options: Any,
     ) -> Callable[[Handler], Handler]:
         """Declare `async def handler(message, ctx)` as a processor of `input`.
 
         Args:
             input: The stream (or streams) to read; each processor reads with its own group.
-            output: The stream (or streams) that returned messages and `ctx.publish` go to.
+            output: The stream (or streams) every returned message goes to.
+            side_outputs: Streams only `ctx.publish` writes to (besides `output`).
             name: The processor's name; defaults to the function's name.
             group: The consumer group; defaults to `<app>.<name>`, stable across deploys.
             batch: Entries per read; defaults to the setting GRISTMILL_BATCH.
@@ -110,7 +118,9 @@ class App:
                 entries added after the group was created).
             claim_idle: Seconds an entry may sit with a silent consumer before another one
                 claims it; defaults to GRISTMILL_CLAIM_IDLE.
-            maxlen: Approximate length cap for the output streams (trimming; see README).
+            maxlen: Trim the output streams to about this many entries, never dropping an
+                entry that one of their groups has not delivered and acked (see README).
+            min_age: Trim output entries older than this many seconds, with the same guard.
             **options: Further per-processor options of later stages (e.g. `retry=`).
 
         Raises:
@@ -132,9 +142,11 @@ class App:
             if not inputs:
                 raise ConfigError(f"processor {proc_name!r}: needs at least one input stream")
             outputs = _streams(output, "output", proc_name)
-            if set(inputs) & set(outputs):
+            sides = _streams(side_outputs, "side output", proc_name)
+            written = set(outputs) | set(sides)
+            if set(inputs) & written:
                 raise ConfigError(
-                    f"processor {proc_name!r}: reads and writes {set(inputs) & set(outputs)}; "
+                    f"processor {proc_name!r}: reads and writes {sorted(set(inputs) & written)}; "
                     "use ctx.requeue() to process an entry again"
                 )
             self.processors[proc_name] = ProcessorSpec(
@@ -143,12 +155,14 @@ class App:
                 handler=handler,
                 inputs=inputs,
                 outputs=outputs,
+                side_outputs=sides,
                 group=group or f"{self.name}.{proc_name}",
                 batch=batch,
                 concurrency=concurrency,
                 from_beginning=from_beginning,
                 claim_idle=claim_idle,
                 maxlen=maxlen,
+                min_age=min_age,
                 options=dict(options),
             )
             return handler

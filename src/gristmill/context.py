@@ -56,6 +56,6 @@ class Context:
         if stream not in self._allowed:
             raise ConfigError(
                 f"processor {self.processor!r} cannot publish to {stream!r}: "
-                f"declare it in output= (outputs: {sorted(self._allowed)})"
+                f"declare it in output= or side_outputs= (it may publish to {sorted(self._allowed)})"
             )
         self._outputs.append((stream, message))

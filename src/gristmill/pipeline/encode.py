@@ -12,8 +12,6 @@ from gristmill.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from google.protobuf.descriptor import Descriptor
-
     from gristmill.context import Context
     from gristmill.schemas.cache import SchemaCache
 
@@ -38,11 +36,6 @@ def returned_messages(result: object, processor: str) -> Sequence[Message]:
     )
 
 
-def descriptors_to_register(cache: SchemaCache, messages: Sequence[Message]) -> set[Descriptor]:
-    """The message types among `messages` whose schema id this process does not know yet."""
-    return {m.DESCRIPTOR for m in messages if cache.cached_id(m.DESCRIPTOR) is None}
-
-
 def encode(
     cache: SchemaCache,
     returned: Sequence[Message],
@@ -52,7 +45,8 @@ def encode(
 ) -> Outputs:
     """Fields for every returned message on every output, then every `ctx.publish`.
 
-    Every message type must have a known schema id (see `descriptors_to_register`).
+    Raises:
+        LookupError: If a message type has no schema id in this process yet.
     """
     encoded: Outputs = []
     for message in returned:
@@ -66,5 +60,6 @@ def encode(
 
 def _fields(cache: SchemaCache, message: Message, compress_above: int) -> list[bytes]:
     schema_id = cache.cached_id(message.DESCRIPTOR)
-    assert schema_id is not None, "descriptors_to_register() runs before encode()"
+    if schema_id is None:
+        raise LookupError(message.DESCRIPTOR.full_name)  # register it (I/O), then encode again
     return seal(schema_id, message.SerializeToString(), compress_above=compress_above)

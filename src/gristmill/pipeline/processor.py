@@ -1,8 +1,14 @@
 """One processor's loop: read a batch, decode, handle, encode, commit; reclaim; recover.
 
-Each processor has its own connection (its XREADGROUP blocks). Per batch there are two round
-trips: one read, one commit script carrying every output and ack. Reclaiming entries of dead
-consumers happens in the same loop every `claim_idle / 2` seconds.
+Two connections per processor overlap the client's work with the server's:
+
+    reads:    XREADGROUP k+1 (prefetched)      XREADGROUP k+2 ...
+    client:   [handle batch k ]  [handle batch k+1 ]  ...
+    commits:                   EVALSHA k          EVALSHA k+1 ...
+
+The next batch is requested before this one is handled, and a batch's commit is sent without
+waiting for its reply before handling the next one: the commit's reply is checked one batch
+later. Entries of dead consumers are reclaimed in the same loop every `claim_idle / 2` seconds.
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ from gristmill.envelope import Envelope, open_fields
 from gristmill.errors import DeadLetter, DecodeError, HandlerSignal
 from gristmill.pipeline.consume import Entry, Reader, ensure_groups
 from gristmill.pipeline.decode import decode, resolve_unknown
-from gristmill.pipeline.encode import descriptors_to_register, encode, returned_messages
+from gristmill.pipeline.encode import encode, returned_messages
 from gristmill.pipeline.handle import BatchRunner
-from gristmill.pipeline.publish import Commit
-from gristmill.pipeline.resp import ReplyError, RespConnection
+from gristmill.pipeline.publish import COMMIT, Commit
+from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
+from gristmill.pipeline.upkeep import keep_claimed
 
 if TYPE_CHECKING:
+    import asyncio
+
     from google.protobuf.message import Message
+    from redis.asyncio import Redis
 
     from gristmill.app import ProcessorSpec
     from gristmill.schemas.cache import SchemaCache
@@ -46,7 +56,7 @@ class ProcessorStats:
     published: int = 0
     dead_lettered: int = 0
     left_pending: int = 0  # failed entries left for redelivery
-    skipped: int = 0  # claimed away by another consumer before our commit
+    skipped: int = 0  # claimed by another consumer before our commit
     reclaimed: int = 0
     lost_deleted: int = 0  # pending entries deleted from the stream before anyone acked them
     incidents: int = 0
@@ -66,6 +76,14 @@ class _Slot:
     failure: BaseException | None = None
 
 
+@dataclass(slots=True)
+class _SentCommit:
+    """A commit on the wire; its reply is checked one batch later."""
+
+    payload: bytes
+    reply: asyncio.Future[Any]
+
+
 class ProcessorLoop:
     """Runs one declared processor until `stop()`; survives server trouble."""
 
@@ -76,8 +94,10 @@ class ProcessorLoop:
         url: str,
         cache: SchemaCache,
         consumer: str,
+        redis: Redis,
     ) -> None:
         self.spec = spec
+        self.redis = redis
         self.settings = settings
         self.url = url
         self.cache = cache
@@ -92,11 +112,13 @@ class ProcessorLoop:
         )
         self._read_command = self.reader.read_command()
         self._outputs = tuple(stream.encode() for stream in spec.outputs)
-        self._allowed = frozenset(spec.outputs)
+        self._allowed = spec.publishable
         self._dead_lanes = tuple(keys.dead_lane(s, spec.group).encode() for s in spec.inputs)
         self._claim_idle_ms = round((spec.claim_idle or settings.claim_idle) * 1000)
+        self._read_timeout = settings.block_ms / 1000 + settings.socket_timeout
         self._runner = BatchRunner(spec.concurrency or settings.concurrency)
-        self._connection: RespConnection | None = None
+        self._connections: list[RespConnection] = []
+        self._reads: RespConnection | None = None
         self._stopping = False
         self._reading = False
         self._cursors = [b"0-0"] * len(self.reader.streams)
@@ -108,7 +130,7 @@ class ProcessorLoop:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Process batches until `stop()`, then finish the batch in hand and return."""
+        """Process batches until `stop()`, then finish the batches in hand and return."""
         async with anyio.create_task_group() as helpers:
             self._runner.start_helpers(helpers)
             try:
@@ -118,9 +140,9 @@ class ProcessorLoop:
                     except (ConnectionError, OSError, TimeoutError, ReplyError) as exc:
                         await self._incident(exc)
             finally:
-                if self._connection is not None:
-                    self._connection.close()
                 helpers.cancel_scope.cancel()
+                with anyio.move_on_after(1.0, shield=True):
+                    await self._close_connections()
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and return (drain)."""
@@ -129,39 +151,74 @@ class ProcessorLoop:
     @property
     def reading_client_id(self) -> int | None:
         """The connection id blocked in XREADGROUP right now (for CLIENT UNBLOCK), if any."""
-        if self._reading and self._connection is not None:
-            return self._connection.client_id
+        if self._reading and self._reads is not None:
+            return self._reads.client_id
         return None
 
-    async def _run_connected(self) -> None:
+    async def _open(self, role: str) -> RespConnection:
         connection = await RespConnection.open(
             self.url, connect_timeout=self.settings.connect_timeout,
-            name=f"gristmill:{self.spec.group}",
+            name=f"gristmill:{self.spec.group}:{role}",
         )  # fmt: skip
-        self._connection = connection
-        await ensure_groups(
-            connection, self.reader.streams, self.reader.group, self.spec.from_beginning
-        )
+        self._connections.append(connection)
+        return connection
+
+    async def _close_connections(self) -> None:
+        connections, self._connections, self._reads = self._connections, [], None
+        for connection in connections:
+            connection.close()
+        for connection in connections:
+            await connection.wait_closed()
+
+    async def _run_connected(self) -> None:
+        reads = self._reads = await self._open("read")
+        commits = await self._open("commit")
+        await ensure_groups(reads, self.reader.streams, self.reader.group, self.spec.from_beginning)
+        await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)
         self._recovered()
         self.ready.set()
-        # entries this consumer name held before (a restart of the same process) come first
-        own = self.reader.parse(await connection.call_packed(self.reader.own_pending_command()))
-        if own:
-            await self._process(connection, own)
-        while not self._stopping:
-            if time.monotonic() >= self._next_reclaim:
-                await self._reclaim(connection)
-            self._reading = True
+        # entries this consumer name holds from before (a reconnect) come first
+        entries = self.reader.parse(await reads.call_packed(self.reader.own_pending_command()))
+        in_flight: _SentCommit | None = None
+        while True:
+            if not self._stopping and time.monotonic() >= self._next_reclaim:
+                entries += await self._reclaim(reads)
+            next_read = None if self._stopping else self._start_read(reads)
+            if entries:
+                sent = await self._process(commits, entries)
+                if in_flight is not None:
+                    await self._settle(commits, in_flight)
+                in_flight = sent
+            if next_read is None:
+                break
             try:
-                with anyio.fail_after(self.settings.block_ms / 1000 + self.settings.socket_timeout):
-                    reply = await connection.call_packed(self._read_command)
+                with anyio.fail_after(self._read_timeout):
+                    entries = self.reader.parse(_ok(await next_read))
             finally:
                 self._reading = False
-            entries = self.reader.parse(reply)
-            if entries:
-                await self._process(connection, entries)
+        if in_flight is not None:
+            await self._settle(commits, in_flight)
 
-    async def _reclaim(self, connection: RespConnection) -> None:
+    def _start_read(self, reads: RespConnection) -> asyncio.Future[Any]:
+        self._reading = True
+        return reads.send_packed(self._read_command)
+
+    async def _settle(self, commits: RespConnection, sent: _SentCommit) -> None:
+        with anyio.fail_after(self.settings.socket_timeout):
+            reply = await sent.reply
+            if is_error(reply) and str(reply).startswith("NOSCRIPT"):
+                await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)  # the server restarted
+                reply = await commits.call_packed(sent.payload)
+        skipped = _ok(reply)[1:]
+        if skipped:
+            self.stats.skipped += len(skipped)
+            log.warning(
+                "%d entries were claimed by another consumer before our commit; their "
+                "outputs were dropped (that consumer publishes them)", len(skipped),
+                extra={"processor": self.spec.name},
+            )  # fmt: skip
+
+    async def _reclaim(self, connection: RespConnection) -> list[Entry]:
         self._next_reclaim = time.monotonic() + self._claim_idle_ms / 2000
         claimed, deleted = await self.reader.reclaim(connection, self._claim_idle_ms, self._cursors)
         if deleted:
@@ -178,13 +235,11 @@ class ProcessorLoop:
                 "reclaimed %d entries idle for over %d ms", len(claimed), self._claim_idle_ms,
                 extra={"processor": self.spec.name, "group": self.spec.group},
             )  # fmt: skip
-            await self._process(connection, claimed)
+        return claimed
 
     async def _incident(self, exc: BaseException) -> None:
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        await self._close_connections()
         if isinstance(exc, ReplyError) and exc.code == "NOGROUP":
             # the stream or group was deleted (FLUSHALL, DEL, a server without persistence):
             # recreate it at 0 so entries added since the stream came back are not skipped
@@ -215,25 +270,46 @@ class ProcessorLoop:
 
     # -- one batch ---------------------------------------------------------------------------
 
-    async def _process(self, connection: RespConnection, entries: list[Entry]) -> None:
+    async def _process(self, commits: RespConnection, entries: list[Entry]) -> _SentCommit | None:
+        """Decode, handle and encode `entries`; send their commit (its reply is not awaited)."""
         slots = [_Slot(entry) for entry in entries]
         await self._decode(slots)
         runnable = [slot for slot in slots if slot.message is not None]
-        await self._runner.run(len(runnable), lambda index: self._handle(runnable[index]))
+        async with anyio.create_task_group() as group:
+            # sleeps through fast batches (cancelled at the end, it never runs)
+            group.start_soon(self._keep_claimed, [slot.entry for slot in runnable])
+            await self._runner.run(len(runnable), lambda index: self._handle(runnable[index]))
+            group.cancel_scope.cancel()
         commit = await self._build_commit(slots)
-        if len(commit):
-            skipped = await commit.send(connection, self.reader.group, self.reader.consumer)
-            self.stats.skipped += len(skipped)
-            if skipped:
-                log.warning(
-                    "%d entries were claimed by another consumer before our commit; their "
-                    "outputs were dropped (the other consumer publishes them)", len(skipped),
-                    extra={"processor": self.spec.name},
-                )  # fmt: skip
         self.stats.batches += 1
+        if not len(commit):
+            return None
+        payload = commit.pack(self.reader.group, self.reader.consumer)
+        return _SentCommit(payload, commits.send_packed(payload))
+
+    async def _keep_claimed(self, entries: list[Entry]) -> None:
+        """While a batch is in handlers, keep its entries from being claimed by others."""
+        interval = self._claim_idle_ms / 3000
+        by_stream: dict[int, list[bytes]] = {}
+        for index, entry_id, _, _ in entries:
+            by_stream.setdefault(index, []).append(entry_id)
+        while True:
+            await anyio.sleep(interval)
+            for index, entry_ids in by_stream.items():
+                try:
+                    await keep_claimed(
+                        self.redis, self.spec.inputs[index], self.spec.group, self.consumer,
+                        entry_ids,
+                    )  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - best effort; the commit decides
+                    log.warning(
+                        "could not refresh in-flight entries: %s", exc,
+                        extra={"processor": self.spec.name},
+                    )  # fmt: skip
 
     async def _decode(self, slots: list[_Slot]) -> None:
         max_bytes = self.settings.max_entry_bytes
+        cache = self.cache
         unknown: set[bytes] = set()
         for slot in slots:
             try:
@@ -241,19 +317,25 @@ class ProcessorLoop:
             except DecodeError as exc:
                 slot.failure = exc
                 continue
-            if self.cache.get(envelope.schema_id) is None:
+            if cache.get(envelope.schema_id) is None:
                 unknown.add(envelope.schema_id)
-        failed = await resolve_unknown(self.cache, unknown) if unknown else {}
-        for slot in slots:
-            envelope = slot.envelope
-            if envelope is None:
-                continue
-            problem = failed.get(envelope.schema_id)
-            if problem is not None:
-                slot.failure = DecodeError(problem.reason, str(problem))
                 continue
             try:
-                slot.message = decode(envelope, self.cache)
+                slot.message = decode(envelope, cache)
+            except DecodeError as exc:
+                slot.failure = exc
+        if not unknown:
+            return
+        failed = await resolve_unknown(cache, unknown)  # one fetch per new schema id
+        for slot in slots:
+            envelope = slot.envelope
+            if envelope is None or envelope.schema_id not in unknown:
+                continue
+            problem = failed.get(envelope.schema_id)
+            try:
+                if problem is not None:
+                    raise DecodeError(problem.reason, str(problem))
+                slot.message = decode(envelope, cache)
             except DecodeError as exc:
                 slot.failure = exc
 
@@ -273,55 +355,48 @@ class ProcessorLoop:
             slot.failure = exc
 
     async def _build_commit(self, slots: list[_Slot]) -> Commit:
-        returned: list[tuple[_Slot, Any]] = []
+        commit = Commit()
+        streams = self.reader.streams
+        published = 0
         for slot in slots:
+            index, entry_id, _, _ = slot.entry
             if slot.failure is None:
                 try:
-                    returned.append((slot, returned_messages(slot.result, self.spec.name)))
+                    outputs = await self._encode(slot)
                 except Exception as exc:  # noqa: BLE001 - a bad return value fails its entry
                     slot.failure = exc
-        pending_types = set()
-        for slot, messages in returned:
-            pending_types |= descriptors_to_register(self.cache, messages)
-            if slot.context is not None and slot.context._outputs:
-                pending_types |= descriptors_to_register(
-                    self.cache, [m for _, m in slot.context._outputs]
-                )
-        for descriptor in pending_types:
-            await self.cache.id_for(descriptor)
-        commit = Commit()
-        compress_above = self.settings.compress_above
-        streams = self.reader.streams
-        for slot in slots:
-            index, entry_id, _fields, _ = slot.entry
-            if slot.failure is None:
-                messages = returned_messages(slot.result, self.spec.name)
-                outputs = encode(self.cache, messages, self._outputs, slot.context, compress_above)
-                commit.entry(streams[index], entry_id, outputs)
-                self.stats.handled += 1
-                self.stats.published += len(outputs)
-            else:
-                self._fail(commit, slot)
+                else:
+                    commit.entry(streams[index], entry_id, outputs)
+                    published += len(outputs)
+                    continue
+            self._fail(commit, slot)
+        self.stats.handled += len(commit)
+        self.stats.published += published
         return commit
+
+    async def _encode(self, slot: _Slot) -> list[tuple[bytes, list[bytes]]]:
+        messages = returned_messages(slot.result, self.spec.name)
+        compress_above = self.settings.compress_above
+        try:
+            return encode(self.cache, messages, self._outputs, slot.context, compress_above)
+        except LookupError:  # a message type this process has not registered yet
+            await self._register_types(slot, messages)
+            return encode(self.cache, messages, self._outputs, slot.context, compress_above)
+
+    async def _register_types(self, slot: _Slot, messages: Any) -> None:
+        extra = [m for _, m in slot.context._outputs] if slot.context else []
+        for message in [*messages, *extra]:
+            if self.cache.cached_id(message.DESCRIPTOR) is None:
+                await self.cache.id_for(message.DESCRIPTOR)
 
     def _fail(self, commit: Commit, slot: _Slot) -> None:
         index, entry_id, fields, _ = slot.entry
         failure = slot.failure
-        reason = (
-            getattr(failure, "reason", None)
-            if isinstance(failure, DecodeError | DeadLetter)
-            else None
-        )
-        self.stats.errors_by_reason[reason or type(failure).__name__] = (
-            self.stats.errors_by_reason.get(reason or type(failure).__name__, 0) + 1
-        )
+        reason = failure.reason if isinstance(failure, DecodeError | DeadLetter) else None
+        label = reason or type(failure).__name__
+        self.stats.errors_by_reason[label] = self.stats.errors_by_reason.get(label, 0) + 1
         if reason is not None:
-            dead = fields + [
-                b"dl:reason",
-                reason.encode(),
-                b"dl:detail",
-                str(failure).encode()[:2000],
-            ]
+            dead = [*fields, b"dl:reason", reason.encode(), b"dl:detail", str(failure).encode()]
             commit.entry(self.reader.streams[index], entry_id, [(self._dead_lanes[index], dead)])
             self.stats.dead_lettered += 1
             log.warning(
@@ -335,3 +410,9 @@ class ProcessorLoop:
             "handler failed, entry left for redelivery: %s: %s", type(failure).__name__, failure,
             extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
         )  # fmt: skip
+
+
+def _ok(reply: Any) -> Any:
+    if is_error(reply):
+        raise ReplyError(str(reply))
+    return reply

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 import hiredis
@@ -45,8 +45,8 @@ class _Protocol(asyncio.Protocol):
         self.lost: BaseException | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -145,6 +145,15 @@ class RespConnection:
         """Send one command packed already (see `pack_command`) and return its reply."""
         (future,) = self._send(payload, 1)
         return _checked(await future)
+
+    def send_packed(self, payload: bytes) -> asyncio.Future[Any]:
+        """Send one packed command now; its raw reply (maybe an error) arrives in the future.
+
+        The caller does other work meanwhile: this is how a batch's commit overlaps the next
+        batch's handlers.
+        """
+        (future,) = self._send(payload, 1)
+        return future
 
     async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Send `commands` in one write and return their replies (error replies raise)."""

@@ -1,0 +1,76 @@
+"""Publishing from code that is not a processor: scripts, web handlers, tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gristmill.envelope import seal
+from gristmill.keys import DEFAULT_PREFIX
+from gristmill.schemas.registry import SchemaRegistry
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from google.protobuf.descriptor import Descriptor
+    from google.protobuf.message import Message
+    from redis.asyncio import Redis
+
+
+class Publisher:
+    """Sends protobuf messages to streams in gristmill's wire format (registering schemas)."""
+
+    def __init__(
+        self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, compress_above: int = 4096
+    ) -> None:
+        self.redis = redis
+        self.registry = SchemaRegistry(redis, prefix)
+        self.compress_above = compress_above
+        self._ids: dict[Descriptor, bytes] = {}
+
+    async def schema_id(self, descriptor: Descriptor) -> bytes:
+        """The schema id of `descriptor`, registered on first use."""
+        schema_id = self._ids.get(descriptor)
+        if schema_id is None:
+            registered = await self.registry.register(descriptor)
+            schema_id = self._ids[descriptor] = registered.schema_id.encode()
+        return schema_id
+
+    async def fields(
+        self, message: Message, *, key: str | None = None, headers: dict[str, str] | None = None
+    ) -> list[bytes]:
+        """The entry fields that carry `message`."""
+        return seal(
+            await self.schema_id(message.DESCRIPTOR),
+            message.SerializeToString(),
+            compress_above=self.compress_above,
+            key=key.encode() if key is not None else None,
+            headers=headers,
+        )
+
+    async def publish(
+        self,
+        stream: str,
+        message: Message,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """XADD `message` to `stream`; returns the entry id.
+
+        Args:
+            stream: The target stream.
+            message: Any protobuf message; its schema is registered on first use.
+            key: An optional ordering / partition key carried in the entry.
+            headers: Optional user headers (strings), readable as `ctx.headers`.
+        """
+        fields = await self.fields(message, key=key, headers=headers)
+        entry_id = await self.redis.execute_command("XADD", stream, "*", *fields)
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def publish_many(self, stream: str, messages: Sequence[Message]) -> None:
+        """XADD every message to `stream`, pipelined in chunks of 1,000."""
+        for start in range(0, len(messages), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for message in messages[start : start + 1000]:
+                    pipe.execute_command("XADD", stream, "*", *await self.fields(message))
+                await pipe.execute()

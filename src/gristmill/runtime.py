@@ -1,0 +1,225 @@
+"""The runtime: hosts an app's processors and tickers in one task group; drains on SIGTERM.
+
+    runtime serve services.orders:app [--workers N] [--only NAME ...]
+
+One process: every processor loop, every ticker, in one anyio task group. SIGTERM or SIGINT
+asks each loop to stop reading, finish the batch in hand and commit it; after `grace` seconds
+whatever is still running is cancelled (its entries stay pending and are reclaimed later).
+`--workers N` starts N such processes against the same server and forwards signals to them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import anyio
+
+from gristmill.connect import redis_client, server_url
+from gristmill.envelope import seal
+from gristmill.pipeline.consume import consumer_name
+from gristmill.pipeline.encode import returned_messages
+from gristmill.pipeline.processor import ProcessorLoop
+from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
+from gristmill.schemas.cache import SchemaCache
+from gristmill.schemas.registry import SchemaRegistry
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gristmill.app import App, TickerSpec
+    from gristmill.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UPKEEP_INTERVAL_S = 5.0
+
+
+class Runtime:
+    """Runs the processors of `app` (or those named in `only`) against the server at `url`."""
+
+    def __init__(
+        self,
+        app: App,
+        settings: Settings,
+        url: str,
+        *,
+        only: tuple[str, ...] = (),
+        consumer: str | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.url = url
+        self.consumer = consumer or consumer_name()
+        self.redis: Redis = redis_client(url, settings)
+        self.cache = SchemaCache(SchemaRegistry(self.redis, settings.key_prefix))
+        wanted = set(only)
+        self.loops = [
+            ProcessorLoop(spec, settings, url, self.cache, self.consumer, self.redis)
+            for name, spec in app.processors.items()
+            if not wanted or name in wanted
+        ]
+        self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
+        self._stop = anyio.Event()
+
+    async def run(self) -> None:
+        """Run until `stop()`; then drain within the grace period and return."""
+        try:
+            async with anyio.create_task_group() as outer:
+                for ticker in self.tickers:
+                    outer.start_soon(self._tick, ticker, name=f"ticker:{ticker.name}")
+                outer.start_soon(self._upkeep, name="upkeep")
+                async with anyio.create_task_group() as work:
+                    for loop in self.loops:
+                        work.start_soon(loop.run, name=f"processor:{loop.spec.name}")
+                    outer.start_soon(self._drain_on_stop, work.cancel_scope, name="drain")
+                outer.cancel_scope.cancel()  # every loop is done: end the timers with them
+        finally:
+            with anyio.move_on_after(2.0, shield=True):
+                await self._forget_consumer()
+                await self.redis.aclose()
+
+    def stop(self) -> None:
+        """Ask for a drain: stop reading, finish and commit the batches in hand, return."""
+        self._stop.set()
+
+    async def wait_ready(self) -> None:
+        """Return once every processor has its groups and is reading."""
+        for loop in self.loops:
+            await loop.ready.wait()
+
+    async def _drain_on_stop(self, work: anyio.CancelScope) -> None:
+        await self._stop.wait()
+        for loop in self.loops:
+            loop.stop()
+        await self._unblock_readers()
+        await anyio.sleep(self.settings.grace)
+        log.warning("grace period of %.1f s over; cancelling what still runs", self.settings.grace)
+        work.cancel()
+
+    async def _unblock_readers(self) -> None:
+        # a loop blocked in XREADGROUP returns at once instead of after block_ms
+        for loop in self.loops:
+            client_id = loop.reading_client_id
+            if client_id is not None:
+                with contextlib.suppress(Exception):
+                    await self.redis.execute_command("CLIENT", "UNBLOCK", client_id)
+
+    async def _forget_consumer(self) -> None:
+        """Delete this consumer from its groups if, and only if, it holds nothing pending."""
+        for loop in self.loops:
+            for stream in loop.spec.inputs:
+                with contextlib.suppress(Exception):
+                    await forget_idle_consumers(
+                        self.redis, stream, loop.spec.group, 0, self.consumer
+                    )
+
+    async def _upkeep(self) -> None:
+        """Every few seconds: trim outputs that have a retention, forget dead consumers."""
+        retention = {
+            stream: Retention(spec.maxlen or 0, spec.min_age or 0.0)
+            for spec in (loop.spec for loop in self.loops)
+            for stream in spec.outputs
+            if spec.maxlen or spec.min_age
+        }
+        while not self._stop.is_set():
+            with anyio.move_on_after(UPKEEP_INTERVAL_S):
+                await self._stop.wait()
+            if self._stop.is_set():
+                return
+            try:
+                for stream, keep in retention.items():
+                    await trim(self.redis, stream, keep)
+                for loop in self.loops:
+                    idle_ms = round(
+                        max(10 * (loop.spec.claim_idle or self.settings.claim_idle), 60) * 1000
+                    )
+                    for stream in loop.spec.inputs:
+                        await forget_idle_consumers(self.redis, stream, loop.spec.group, idle_ms)
+            except Exception as exc:  # noqa: BLE001 - upkeep waits for the next round
+                log.warning("upkeep failed, will retry: %s", exc)
+
+    async def _tick(self, ticker: TickerSpec) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = returned_messages(await ticker.handler(), ticker.name)
+                for message in messages:
+                    schema_id = await self.cache.id_for(message.DESCRIPTOR)
+                    fields = seal(schema_id, message.SerializeToString())
+                    for stream in ticker.outputs:
+                        await self.redis.xadd(
+                            stream, dict(zip(fields[::2], fields[1::2], strict=True))
+                        )
+            except Exception:  # a ticker's failure is logged; the next tick tries again
+                log.exception("ticker %s failed", ticker.name)
+            with anyio.move_on_after(ticker.every):
+                await self._stop.wait()
+
+
+def configure_logging(level: str) -> None:
+    """One line per record on stderr, with the structured fields that explain it."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def serve_app(
+    app: App, target: str, settings: Settings, *, workers: int = 1, only: tuple[str, ...] = ()
+) -> int:
+    """Serve `app` until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
+    configure_logging(settings.log_level)
+    with server_url(settings) as url:
+        if workers > 1:
+            return _serve_workers(target, url, workers, only)
+        return _serve_here(app, settings, url, only)
+
+
+def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -> int:
+    import uvloop
+
+    async def main() -> None:
+        runtime = Runtime(app, settings, url, only=only)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with anyio.create_task_group() as group:
+
+                async def watch_signals() -> None:
+                    async for signum in signals:
+                        log.info("%s: draining", signal.Signals(signum).name)
+                        runtime.stop()
+
+                group.start_soon(watch_signals)
+                log.info(
+                    "serving %d processors of %s as consumer %s",
+                    len(runtime.loops), app.name, runtime.consumer,
+                )  # fmt: skip
+                await runtime.run()
+                group.cancel_scope.cancel()
+
+    anyio.run(main, backend_options={"loop_factory": uvloop.new_event_loop})
+    log.info("stopped cleanly")
+    return 0
+
+
+def _serve_workers(target: str, url: str, workers: int, only: tuple[str, ...]) -> int:
+    env = {**os.environ, "GRISTMILL_REDIS_URL": url}
+    command = [sys.executable, "-m", "gristmill", "serve", target, "--workers", "1"]
+    for name in only:
+        command += ["--only", name]
+    children = [subprocess.Popen(command, env=env) for _ in range(workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)

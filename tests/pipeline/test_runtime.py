@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+from gristmill import App, DeadLetter
+from gristmill.errors import ConfigError
+from gristmill.producer import Publisher
+from gristmill.runtime import Runtime
+from gristmill.settings import Settings
+from gristmill.testing import run_until_idle
+from tests.pipeline.messages import Invoice, Order, nested_payload
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gristmill.context import Context
+    from gristmill.embedded import EmbeddedServer
+
+FAST = Settings(block_ms=50, claim_idle=1.0, grace=5.0)
+
+
+def billing_app() -> App:
+    app = App("billing")
+
+    @app.processor(input="orders", output="invoices", side_outputs="audit", from_beginning=True)
+    async def bill(order: Any, ctx: Context) -> Any:
+        if order.quantity < 0:
+            raise DeadLetter(reason="negative_quantity")
+        if order.quantity == 0:
+            return None
+        if order.sku == "two":
+            ctx.publish("audit", order)
+        return Invoice(order_id=order.id, total_cents=order.quantity * 250)
+
+    return app
+
+
+async def test_orders_become_invoices(server: EmbeddedServer, redis: Redis) -> None:
+    publisher = Publisher(redis)
+    await publisher.publish_many(
+        "orders", [Order(id=f"o-{n}", sku="tea", quantity=n + 1) for n in range(50)]
+    )
+    result = await run_until_idle(billing_app(), url=server.url, redis=redis, settings=FAST)
+    invoices = await result.published("invoices")
+    assert [(i.order_id, i.total_cents) for i in invoices] == [
+        (f"o-{n}", (n + 1) * 250) for n in range(50)
+    ]
+    assert (await redis.xpending("orders", "billing.bill"))["pending"] == 0
+
+
+async def test_none_publishes_nothing_and_ctx_publish_adds_outputs(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    publisher = Publisher(redis)
+    await publisher.publish("orders", Order(id="zero", sku="tea", quantity=0))
+    await publisher.publish("orders", Order(id="two", sku="two", quantity=1))
+    result = await run_until_idle(billing_app(), url=server.url, redis=redis, settings=FAST)
+    assert [i.order_id for i in await result.published("invoices")] == ["two"]
+    assert [o.id for o in await result.published("audit")] == ["two"]
+
+
+async def test_bad_entries_are_dead_lettered_with_a_reason(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    publisher = Publisher(redis)
+    good = await publisher.fields(Order(id="good", sku="tea", quantity=1))
+    await redis.execute_command("XADD", "orders", "*", *good)
+    schema_id = good[1]
+    bad: dict[str, list[bytes]] = {
+        "missing_field": [b"payload", b"x"],
+        "unknown_schema": [b"schema_id", b"nope", b"payload", b"x"],
+        "decode_error": [b"schema_id", schema_id, b"payload", b"\xff\xff\xff\xff"],
+        "oversize": [b"schema_id", schema_id, b"payload", b"x" * 5000],
+    }
+    for fields in bad.values():
+        await redis.execute_command("XADD", "orders", "*", *fields)
+    await publisher.publish("orders", Order(id="neg", sku="tea", quantity=-1))
+    settings = Settings(block_ms=50, claim_idle=1.0, max_entry_bytes=4096)
+    result = await run_until_idle(billing_app(), url=server.url, redis=redis, settings=settings)
+    assert [i.order_id for i in await result.published("invoices")] == ["good"]
+    dead = await redis.xrange("{orders}:dead:billing.bill")
+    assert [fields[b"dl:reason"].decode() for _, fields in dead] == [*bad, "negative_quantity"]
+    assert (await redis.xpending("orders", "billing.bill"))["pending"] == 0
+
+
+async def test_deep_nesting_is_dead_lettered(server: EmbeddedServer, redis: Redis) -> None:
+    from tests.pipeline.messages import Node
+
+    app = App("deep")
+
+    @app.processor(input="nodes", from_beginning=True)
+    async def swallow(node: Any, ctx: Context) -> None:
+        return None
+
+    schema_id = await Publisher(redis).schema_id(Node.DESCRIPTOR)
+    await redis.xadd("nodes", {"schema_id": schema_id, "payload": nested_payload(50)})
+    await redis.xadd("nodes", {"schema_id": schema_id, "payload": nested_payload(500)})
+    await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
+    dead = await redis.xrange("{nodes}:dead:deep.swallow")
+    assert [fields[b"dl:reason"] for _, fields in dead] == [b"decode_depth"]
+
+
+async def test_handler_must_declare_the_streams_it_publishes_to(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    app = App("strict")
+
+    @app.processor(input="orders", output="invoices", from_beginning=True)
+    async def sneaky(order: Any, ctx: Context) -> None:
+        ctx.publish("elsewhere", order)
+
+    await Publisher(redis).publish("orders", Order(id="o", sku="tea", quantity=1))
+    runtime = Runtime(app, FAST, server.url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        await runtime.wait_ready()
+        with anyio.fail_after(10):
+            while not runtime.loops[0].stats.left_pending:
+                await anyio.sleep(0.02)
+        runtime.stop()
+    assert runtime.loops[0].stats.errors_by_reason == {"ConfigError": 1}
+    assert await redis.exists("elsewhere") == 0
+
+
+def test_declarations_are_checked_at_import() -> None:
+    app = App("checks")
+
+    def plain(message: Any, ctx: Context) -> None: ...
+
+    with pytest.raises(ConfigError, match="async def"):
+        app.processor(input="a")(plain)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="reads and writes"):
+
+        @app.processor(input="a", output="a")
+        async def loop(m: Any, c: Context) -> None: ...
