@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gristmill import keys
 from gristmill.clock import FakeClock
@@ -19,8 +21,11 @@ from tests.schemas.commands import command_calls
 from tests.schemas.people import PERSON, person_schema
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from google.protobuf.message import Message
-    from redis.asyncio import Redis
+
+    from gristmill.embedded import EmbeddedServer
 
 UNKNOWN = b"s1AAAAAAAAAAAAAAAA"
 
@@ -156,3 +161,58 @@ async def test_id_for_registers_once_and_needs_no_fetch_to_decode(redis: Redis) 
 async def test_max_entries_must_be_positive(redis: Redis) -> None:
     with pytest.raises(ValueError, match="max_entries"):
         SchemaCache(SchemaRegistry(redis), max_entries=0)
+
+
+async def test_an_unreachable_server_fails_every_waiter_once_and_is_not_remembered() -> None:
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    cache = SchemaCache(SchemaRegistry(unreachable))
+    failures: list[BaseException] = []
+
+    async def resolve() -> None:
+        try:
+            await cache.resolve(UNKNOWN)
+        except RedisConnectionError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(50):
+            group.start_soon(resolve)
+    assert len(failures) == 50
+    assert cache.fetches == 1
+    assert cache.stats()["negative_entries"] == 0
+    with pytest.raises(RedisConnectionError):
+        await cache.resolve(UNKNOWN)
+    assert cache.fetches == 2
+    await unreachable.aclose()
+
+
+@pytest.mark.fault
+async def test_a_cancelled_fetch_hands_over_to_a_waiter(
+    redis: Redis, server: EmbeddedServer
+) -> None:
+    registry = SchemaRegistry(redis)
+    schema_id = (await registry.register(person_schema().descriptor(PERSON))).schema_id.encode()
+    fetching = Redis.from_url(server.url)
+    cache = SchemaCache(SchemaRegistry(fetching))
+    resolved: list[str] = []
+
+    async def resolve() -> None:
+        resolved.append((await cache.resolve(schema_id)).DESCRIPTOR.full_name)
+
+    await redis.client_pause(400, all=True)  # the first HGET hangs until the pause ends
+    first = anyio.CancelScope()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_cancellable, first, resolve)
+        await anyio.sleep(0.05)
+        for _ in range(10):
+            group.start_soon(resolve)
+        await anyio.sleep(0.05)
+        first.cancel()
+    assert resolved == [PERSON] * 10
+    assert cache.fetches == 2  # the cancelled one, then one waiter for all the others
+    await fetching.aclose()
+
+
+async def _cancellable(scope: anyio.CancelScope, work: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await work()

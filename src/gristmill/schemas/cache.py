@@ -42,7 +42,7 @@ class _Flight(Generic[_T]):
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.result: _T | None = None
-        self.error: SchemaError | None = None
+        self.error: Exception | None = None
 
 
 class SchemaCache:
@@ -125,6 +125,11 @@ class SchemaCache:
                     "schema %r unusable: %s", schema_id[:64], exc, extra={"reason": exc.reason}
                 )
                 raise
+            except Exception as exc:
+                # the server is unreachable, say: waiters share this outcome rather than each
+                # retrying in turn, and nothing is remembered, so the next resolve tries again
+                flight.error = exc
+                raise
             self._remember(schema_id, built)
             flight.result = built
             return built
@@ -168,7 +173,7 @@ class SchemaCache:
         try:
             try:
                 registered = await self.registry.register(descriptor)
-            except SchemaError as exc:
+            except Exception as exc:  # waiters share it; a cancelled registration they retry
                 flight.error = exc
                 raise
             schema_id = registered.schema_id.encode("ascii")

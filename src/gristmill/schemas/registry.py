@@ -7,8 +7,8 @@ Registration is one Lua script, so two processes registering at once make one ve
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gristmill import keys
@@ -34,7 +34,7 @@ MAX_SUBJECT_LENGTH = 255
 _MAX_REGISTER_ATTEMPTS = 16
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RegisteredSchema:
     """Where a schema stands in a subject: its id and version there."""
 
@@ -107,9 +107,7 @@ class SchemaRegistry:
             existing = await self._stored(record.schema_id)
             if existing is not None:
                 _refuse_collision(record, existing)
-            candidate = SchemaRecord.create(
-                file_set, message_name, subject, len(ids) + 1, record.created_at_ms
-            )
+            candidate = dataclasses.replace(record, version=len(ids) + 1)
             status, version, stored = await load("register_schema")(
                 self.redis,
                 [keys.schemas(self.prefix), versions_key, keys.subjects(self.prefix)],
