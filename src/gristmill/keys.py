@@ -40,6 +40,23 @@ def dead_lane(stream: str, group: str) -> str:
     return f"{slot_prefix(stream)}:dead:{group}"
 
 
+def dead_lane_pattern() -> str:
+    """A SCAN MATCH pattern that every dead-letter lane matches (and a few other keys may)."""
+    return "*:dead:*"
+
+
+def split_dead_lane(key: str) -> tuple[str, str] | None:
+    """The (stream, group) whose `dead_lane` is `key`, or None if `key` is not one."""
+    tag_end = key.find("}", key.find("{") + 1) if "{" in key else -1
+    marker = key.find(":dead:", max(tag_end, 0))
+    if tag_end < 0 or marker < 0 or not key[marker + 6 :]:
+        return None
+    prefix, group = key[:marker], key[marker + 6 :]
+    unwrapped = prefix[1:-1] if prefix.startswith("{") and prefix.endswith("}") else None
+    stream = unwrapped if unwrapped and slot_prefix(unwrapped) == prefix else prefix
+    return (stream, group) if dead_lane(stream, group) == key else None
+
+
 def delayed_store(stream: str) -> str:
     """The sorted set of entries (or of time buckets) waiting to be swept into `stream`."""
     return f"{slot_prefix(stream)}:delayed"
