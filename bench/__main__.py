@@ -1,0 +1,131 @@
+"""`python -m bench SCENARIO|all [--json] [--messages N] [--url URL]`.
+
+Starts its own server (gristmill's embedded Valkey on a temporary data directory) unless
+`--url` names one, runs every system of each scenario on it, prints a table with gristmill's
+ratio to each peer (or JSON lines with `--json`), and writes bench/results/<scenario>.json
+and .png. `python -m bench list` shows which scenarios are available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redis import Redis
+from rich.console import Console
+
+from bench.report import json_lines, print_table, write_results
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Run = Callable[[str, int], list[dict[str, object]]]
+
+# in the order `all` runs them; the ones marked are written by other sessions
+SCENARIOS = (
+    "passthrough",
+    "pipeline",
+    "latency",
+    "workers",
+    "decode",  # the schemas work
+    "delayed-memory",  # the delayed-store work
+    "sweep",  # the delayed-store work
+)
+DEFAULT_MESSAGES = 200_000
+
+
+def module_name(scenario: str) -> str:
+    """`delayed-memory` -> `bench.scenarios.delayed_memory`."""
+    return "bench.scenarios." + scenario.replace("-", "_")
+
+
+def available(scenario: str) -> bool:
+    """Whether the scenario's module exists yet."""
+    return importlib.util.find_spec(module_name(scenario)) is not None
+
+
+def load(scenario: str) -> Run:
+    run: Run = importlib.import_module(module_name(scenario)).run
+    return run
+
+
+def server_description(url: str) -> str:
+    client = Redis.from_url(url)
+    try:
+        info = client.info("server")
+        memory = client.info("memory")
+    finally:
+        client.close()
+    name = "valkey" if "valkey_version" in info else "redis"
+    version = info.get("valkey_version") or info.get("redis_version")
+    return f"{name} {version} ({memory.get('mem_allocator', '?')})"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("scenario", help=f"one of {', '.join(SCENARIOS)}; `all`; or `list`")
+    parser.add_argument("--messages", "--entries", type=int, default=DEFAULT_MESSAGES,
+                        help=f"messages per system (default {DEFAULT_MESSAGES:,})")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--url", help="benchmark this server instead of starting one")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    out, err = Console(), Console(stderr=True)
+    if args.scenario == "list":
+        for scenario in SCENARIOS:
+            out.print(
+                f"{scenario:16} {'available' if available(scenario) else 'not available yet'}"
+            )
+        return 0
+    wanted = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    unknown = [s for s in wanted if s not in SCENARIOS]
+    if unknown:
+        err.print(f"unknown scenario {unknown[0]!r}: choose one of {', '.join(SCENARIOS)}, all")
+        return 2
+    if args.messages < 1:
+        err.print("--messages must be at least 1")
+        return 2
+    if args.url:
+        return run_all(wanted, args.url, args.messages, args.json, out, err)
+    from gristmill.embedded import EmbeddedServer  # only when we start one
+
+    with (
+        tempfile.TemporaryDirectory(prefix="gristmill-bench-server-") as data_dir,
+        EmbeddedServer.start(Path(data_dir)) as server,
+    ):
+        return run_all(wanted, server.url, args.messages, args.json, out, err)
+
+
+def run_all(
+    scenarios: tuple[str, ...], url: str, size: int, as_json: bool, out: Console, err: Console
+) -> int:
+    server = server_description(url)
+    err.print(f"[dim]server: {server} at {url}; {size:,} messages per system[/]")
+    code = 0
+    for scenario in scenarios:
+        if not available(scenario):
+            err.print(f"{scenario}: not available yet")
+            code = code or (0 if len(scenarios) > 1 else 1)
+            continue
+        rows = load(scenario)(url, size)
+        for result in rows:
+            result.setdefault("scenario", scenario)
+        written = write_results(scenario, rows, size, server)
+        if as_json:
+            print(json_lines(rows), flush=True)
+        else:
+            print_table(out, f"{scenario} ({size:,} messages, {server})", rows)
+        err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Pure figures from measurements: percentiles and gristmill's ratio to each peer."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+Row = dict[str, object]
+RATE_KEYS = ("msgs_per_s", "entries_per_s")  # the first one a row has is its rate
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The `fraction` quantile (0..1) of `values`, nearest-rank on the sorted values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rate_of(result: Row) -> float | None:
+    """A row's rate (msgs/s, else entries/s), or None when it was not measured."""
+    for key in RATE_KEYS:
+        value = result.get(key)
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+    return None
+
+
+def gristmill_ratios(rows: Sequence[Row]) -> dict[int, float]:
+    """For each row index with a rate, gristmill's rate divided by that row's.
+
+    The reference is the first `gristmill` row of the same scenario (for `workers`, the
+    one-worker row), so `2.0` means gristmill moved twice as many messages per second.
+    """
+    reference: dict[object, float] = {}
+    for result in rows:
+        rate = rate_of(result)
+        if result.get("system") == "gristmill" and rate is not None:
+            reference.setdefault(result.get("scenario"), rate)
+    ratios: dict[int, float] = {}
+    for index, result in enumerate(rows):
+        rate = rate_of(result)
+        base = reference.get(result.get("scenario"))
+        if rate is not None and base is not None:
+            ratios[index] = base / rate
+    return ratios

@@ -1,0 +1,36 @@
+"""Pure figures of the benchmark report: no server needed."""
+
+from __future__ import annotations
+
+import math
+
+from bench.stats import gristmill_ratios, percentile, rate_of
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+
+    assert percentile(values, 0.50) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert math.isnan(percentile([], 0.5))
+
+
+def test_ratios_divide_gristmill_by_each_system_of_its_scenario() -> None:
+    rows: list[dict[str, object]] = [
+        {"scenario": "passthrough", "system": "gristmill", "msgs_per_s": 100_000},
+        {"scenario": "passthrough", "system": "handloop", "msgs_per_s": 50_000},
+        {"scenario": "passthrough", "system": "faststream", "msgs_per_s": None},
+        {"scenario": "sweep", "system": "zset", "entries_per_s": 10},
+    ]
+
+    ratios = gristmill_ratios(rows)
+
+    assert ratios == {0: 1.0, 1: 2.0}  # no rate, or no gristmill row: no ratio
+
+
+def test_rate_prefers_messages_then_entries() -> None:
+    assert rate_of({"msgs_per_s": 5, "entries_per_s": 7}) == 5.0
+    assert rate_of({"entries_per_s": 7}) == 7.0
+    assert rate_of({"bytes_per_entry": 90}) is None
