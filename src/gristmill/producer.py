@@ -11,9 +11,10 @@ from gristmill.schemas.registry import SchemaRegistry
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from google.protobuf.descriptor import Descriptor
     from google.protobuf.message import Message
     from redis.asyncio import Redis
+
+    from gristmill.schemas.descriptors import MessageDescriptor
 
 
 class Publisher:
@@ -25,9 +26,9 @@ class Publisher:
         self.redis = redis
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
-        self._ids: dict[Descriptor, bytes] = {}
+        self._ids: dict[MessageDescriptor, bytes] = {}
 
-    async def schema_id(self, descriptor: Descriptor) -> bytes:
+    async def schema_id(self, descriptor: MessageDescriptor) -> bytes:
         """The schema id of `descriptor`, registered on first use."""
         schema_id = self._ids.get(descriptor)
         if schema_id is None:
@@ -64,7 +65,8 @@ class Publisher:
             headers: Optional user headers (strings), readable as `ctx.headers`.
         """
         fields = await self.fields(message, key=key, headers=headers)
-        entry_id = await self.redis.execute_command("XADD", stream, "*", *fields)
+        send = self.redis.execute_command
+        entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> None:

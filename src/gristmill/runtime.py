@@ -108,7 +108,8 @@ class Runtime:
             client_id = loop.reading_client_id
             if client_id is not None:
                 with contextlib.suppress(Exception):
-                    await self.redis.execute_command("CLIENT", "UNBLOCK", client_id)
+                    send = self.redis.execute_command
+                    await send("CLIENT", "UNBLOCK", client_id)  # type: ignore[no-untyped-call]
 
     async def _forget_consumer(self) -> None:
         """Delete this consumer from its groups if, and only if, it holds nothing pending."""
@@ -161,13 +162,20 @@ class Runtime:
                 await self._stop.wait()
 
 
+def _add_processor(record: logging.LogRecord) -> bool:
+    processor = getattr(record, "processor", None)
+    record.where = f" [{processor}]" if processor else ""
+    return True
+
+
 def configure_logging(level: str) -> None:
-    """One line per record on stderr, with the structured fields that explain it."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
+    """One line per record on stderr, naming the processor when the record has one."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_add_processor)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s%(where)s: %(message)s")
     )
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def serve_app(

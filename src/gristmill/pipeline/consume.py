@@ -36,14 +36,14 @@ class Reader:
         """XREADGROUP ... STREAMS s1 s2 > >, packed once."""
         return pack_command(
             (b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", self.count,
-             b"BLOCK", self.block_ms, b"STREAMS", *self.streams, *([b">"] * len(self.streams)))
+             b"BLOCK", self.block_ms, b"STREAMS", *self.streams, *[b">"] * len(self.streams))
         )  # fmt: skip
 
     def own_pending_command(self) -> bytes:
         """XREADGROUP ... STREAMS s1 s2 0 0: this consumer's own pending entries (restart)."""
         return pack_command(
             (b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", self.count,
-             b"STREAMS", *self.streams, *([b"0"] * len(self.streams)))
+             b"STREAMS", *self.streams, *[b"0"] * len(self.streams))
         )  # fmt: skip
 
     def parse(self, reply: Any, deliveries: int = 1) -> list[Entry]:

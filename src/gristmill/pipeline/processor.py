@@ -328,14 +328,14 @@ class ProcessorLoop:
             return
         failed = await resolve_unknown(cache, unknown)  # one fetch per new schema id
         for slot in slots:
-            envelope = slot.envelope
-            if envelope is None or envelope.schema_id not in unknown:
+            late = slot.envelope
+            if late is None or late.schema_id not in unknown:
                 continue
-            problem = failed.get(envelope.schema_id)
+            problem = failed.get(late.schema_id)
             try:
                 if problem is not None:
                     raise DecodeError(problem.reason, str(problem))
-                slot.message = decode(envelope, cache)
+                slot.message = decode(late, cache)
             except DecodeError as exc:
                 slot.failure = exc
 

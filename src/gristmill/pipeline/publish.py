@@ -54,7 +54,12 @@ class Commit:
 
     def pack(self, group: bytes, consumer: bytes) -> bytes:
         """The EVALSHA command, packed."""
-        args: list[bytes | int] = [b"EVALSHA", COMMIT.sha.encode(), len(self._keys), *self._keys]
+        args: list[bytes | str | int | float] = [
+            b"EVALSHA",
+            COMMIT.sha.encode(),
+            len(self._keys),
+            *self._keys,
+        ]
         args += (group, consumer, len(self._inputs))
         for index, count in self._inputs.items():
             # the whole PEL of this consumer: it holds this batch (and rarely leftovers)

@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 Arg = bytes | str | int | float
-pack_command = hiredis.pack_command
+
+
+def pack_command(args: tuple[Arg, ...]) -> bytes:
+    """One command in RESP, packed by hiredis (in C)."""
+    return cast("bytes", hiredis.pack_command(args))  # type: ignore[arg-type]  # stub too narrow
 
 
 class ReplyError(ServerError):
@@ -99,7 +103,7 @@ class RespConnection:
                         else None
                     )
                     _, protocol = await loop.create_connection(
-                        _Protocol, parts.hostname, parts.port or 6379, ssl=tls
+                        _Protocol, parts.hostname or "127.0.0.1", parts.port or 6379, ssl=tls
                     )
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot connect to the server: {exc}") from exc
@@ -157,7 +161,7 @@ class RespConnection:
 
     async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Send `commands` in one write and return their replies (error replies raise)."""
-        futures = self._send(b"".join(pack_command(args) for args in commands), len(commands))
+        futures = self._send(b"".join(map(pack_command, commands)), len(commands))
         return [_checked(await future) for future in futures]
 
     async def pipeline_raw(self, payload: bytes, count: int) -> list[Any]:
