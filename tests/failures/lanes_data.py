@@ -48,3 +48,15 @@ def add_dead_sync(
         "XADD", keys.dead_lane(stream, group), "*", *dead_fields(n, reason)
     )
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def xadd_sync(redis: sync_redis.Redis, key: str, *items: str | bytes) -> str:
+    """XADD raw items to `key`; the new entry id."""
+    entry_id = redis.execute_command("XADD", key, "*", *items)  # type: ignore[no-untyped-call]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def entries_sync(redis: sync_redis.Redis, key: str) -> list[tuple[str, list[bytes]]]:
+    """Every entry of `key` as (id, raw field items), field order and repeats kept."""
+    reply = redis.execute_command(b"XRANGE", key, "-", "+")  # type: ignore[no-untyped-call]
+    return [(entry_id.decode(), fields) for entry_id, fields in reply]
