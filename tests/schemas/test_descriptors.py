@@ -108,6 +108,10 @@ def test_the_builder_refuses_contradictions_and_unknown_types() -> None:
         message.field("b", 2, "strin")
     with pytest.raises(InvalidSchema, match="cannot be a map key"):
         message.map_field("c", 3, "double", "string")  # type: ignore[arg-type]
+    message.field("d", 4, "string")
+    built = schema.build()["x.M"].DESCRIPTOR
+    assert [f.name for f in built.fields] == ["d"]  # refused fields left nothing behind
+    assert [m.name for m in built.nested_types] == []
 
 
 def test_builder_optional_and_oneof_fields_behave() -> None:

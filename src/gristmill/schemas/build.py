@@ -129,12 +129,14 @@ class MessageBuilder:
             raise InvalidSchema(
                 f"{self.full_name}.{name}: repeated, optional, oneof exclude each other"
             )
-        proto = self.proto.field.add(
+        draft = _FDP(
             name=name,
             number=number,
             label=_FDP.LABEL_REPEATED if repeated else _FDP.LABEL_OPTIONAL,
         )
-        self._schema._set_type(proto, kind, f"{self.full_name}.{name}")
+        self._schema._set_type(draft, kind, f"{self.full_name}.{name}")  # may refuse: no trace
+        self.proto.field.append(draft)
+        proto = self.proto.field[-1]  # append copied the draft; later edits go to the real one
         if oneof is not None:
             names = [decl.name for decl in self.proto.oneof_decl]
             if oneof not in names:
@@ -149,11 +151,10 @@ class MessageBuilder:
     def map_field(self, name: str, number: int, key: MapKey, value: FieldType) -> MessageBuilder:
         """Add `map<key, value> name = number`; for a map of lists, make `value` a message
         with one repeated field (protobuf maps cannot hold repeated values directly)."""
-        entry_name = f"{_camel(name)}Entry"
-        entry = self.message(entry_name)
-        entry.proto.options.map_entry = True
         if key not in _SCALARS or key in ("double", "float", "bytes"):
             raise InvalidSchema(f"{self.full_name}.{name}: {key!r} cannot be a map key")
+        entry = self.message(f"{_camel(name)}Entry")
+        entry.proto.options.map_entry = True
         entry.field("key", 1, key)
         entry.field("value", 2, value)
         return self.field(name, number, entry, repeated=True)
