@@ -78,7 +78,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    out, err = Console(), Console(stderr=True)
+    width = None if sys.stdout.isatty() else 120  # piped: keep table rows on one line
+    out, err = Console(width=width), Console(stderr=True, width=width)
     if args.scenario == "list":
         for scenario in SCENARIOS:
             out.print(

@@ -24,7 +24,9 @@ _COLUMNS = (
     ("entries_per_s", "entries/s"),
     ("p50_ms", "p50 ms"),
     ("p99_ms", "p99 ms"),
+    ("offered_per_s", "offered/s"),
     ("bytes_per_entry", "B/entry"),
+    ("scaling", "× 1 worker"),
 )
 
 

@@ -33,8 +33,8 @@ def rate_of(result: Row) -> float | None:
 def gristmill_ratios(rows: Sequence[Row]) -> dict[int, float]:
     """For each row index with a rate, gristmill's rate divided by that row's.
 
-    The reference is the first `gristmill` row of the same scenario (for `workers`, the
-    one-worker row), so `2.0` means gristmill moved twice as many messages per second.
+    The reference is the first `gristmill` row of the same scenario, so `2.0` means
+    gristmill moved twice as many messages per second as that system.
     """
     reference: dict[object, float] = {}
     for result in rows:
@@ -43,8 +43,15 @@ def gristmill_ratios(rows: Sequence[Row]) -> dict[int, float]:
             reference.setdefault(result.get("scenario"), rate)
     ratios: dict[int, float] = {}
     for index, result in enumerate(rows):
+        if result.get("system") == "gristmill":
+            continue  # gristmill against itself says nothing (`workers` has its `scaling`)
         rate = rate_of(result)
         base = reference.get(result.get("scenario"))
         if rate is not None and base is not None:
             ratios[index] = base / rate
     return ratios
+
+
+def scaling(rate: float, single: float) -> float:
+    """How many times the one-worker rate `rate` is."""
+    return rate / single if single > 0 else math.nan

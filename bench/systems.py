@@ -44,8 +44,9 @@ def row(scenario: str, system: str, timing: Timing | None, note: str = "", **ext
 
 def report_progress(result: Row) -> None:
     """One line on stderr per system measured, so a long run shows where it is."""
-    figure = result.get("msgs_per_s") or result.get("note", "")
-    print(f"  {result['scenario']} / {result['system']}: {figure}", file=sys.stderr, flush=True)
+    shown = ("msgs_per_s", "p50_ms", "p99_ms", "workers", "note")
+    figures = ", ".join(f"{key} {result[key]}" for key in shown if result.get(key) is not None)
+    print(f"  {result['scenario']} / {result['system']}: {figures}", file=sys.stderr, flush=True)
 
 
 def measure(

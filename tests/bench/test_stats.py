@@ -27,7 +27,7 @@ def test_ratios_divide_gristmill_by_each_system_of_its_scenario() -> None:
 
     ratios = gristmill_ratios(rows)
 
-    assert ratios == {0: 1.0, 1: 2.0}  # no rate, or no gristmill row: no ratio
+    assert ratios == {1: 2.0}  # not gristmill itself; no rate or no gristmill row: no ratio
 
 
 def test_rate_prefers_messages_then_entries() -> None:
