@@ -151,3 +151,11 @@ def test_codegen_stubs_let_mypy_check_field_access(cli: CliRunner, tmp_path: Pat
     assert refused.returncode == 1
     assert 'has no attribute "nickname"' in refused.stdout
     assert "Incompatible types in assignment" in refused.stdout
+
+
+def test_an_unreachable_server_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRISTMILL_REDIS_URL", "redis://127.0.0.1:1/0")
+    result = CliRunner().invoke(runtime, ["schemas", "list"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "cannot reach the server" in result.stderr
+    assert "GRISTMILL_REDIS_URL" in result.stderr

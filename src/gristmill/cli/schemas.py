@@ -1,4 +1,4 @@
-"""`runtime schemas`: list, show, register and check schemas; write typed stubs."""
+"""`runtime schemas`: list, show, register and check schemas, set modes, write typed stubs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.markup import escape
 from rich.table import Table
 
@@ -50,8 +52,12 @@ def _with_registry(work: Callable[[SchemaRegistry], Awaitable[_T]]) -> _T:
     try:
         with server_url(settings) as url:
             return anyio.run(run, url)
-    except (ServerError, RedisError) as exc:
+    except (ServerError, RedisConnectionError, RedisTimeoutError) as exc:
         fail(f"cannot reach the server: {exc}", "set GRISTMILL_REDIS_URL to a reachable server")
+    except RedisError as exc:
+        fail(
+            f"the server refused: {exc}", "check the server's ACL for this user (HGET, EVALSHA...)"
+        )
     except IncompatibleSchema as exc:
         fail(str(exc), "keep the field's type and number, or reserve it and use a new number", 1)
     except SchemaError as exc:
@@ -75,7 +81,7 @@ def _pick(built: BuiltSchema, messages: tuple[str, ...], file: Path) -> list[str
 
 @click.group()
 def schemas() -> None:
-    """The protobuf schemas in the registry: list, show, register, check, codegen."""
+    """The protobuf schemas in the registry: list, show, register, check, mode, codegen."""
 
 
 @schemas.command("list")
