@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 
@@ -129,3 +131,28 @@ def test_builder_optional_and_oneof_fields_behave() -> None:
     assert value.HasField("note")
     assert [d.name for d in built.DESCRIPTOR.oneofs] == ["contact", "_note"]
     assert schema.build()["x.M"].DESCRIPTOR.oneofs[1].name == "_note"  # builds again, same shape
+
+
+def test_builder_imports_well_known_types() -> None:
+    schema = SchemaBuilder("wk.proto", package="wk")
+    event = schema.message("Event")
+    event.field("at", 1, "google.protobuf.Timestamp")
+    event.field("took", 2, "google.protobuf.Duration")
+    event.field("attributes", 3, "google.protobuf.Struct")
+    event.field("nothing", 4, "google.protobuf.NullValue")
+    event.field("maybe", 5, "google.protobuf.Int64Value")
+    built = schema.build()
+    assert list(built.file_set.file[0].dependency) == [
+        "google/protobuf/timestamp.proto", "google/protobuf/duration.proto",
+        "google/protobuf/struct.proto", "google/protobuf/wrappers.proto",
+    ]  # fmt: skip
+    value: Any = built["wk.Event"]()
+    value.took.FromMilliseconds(1500)
+    value.attributes.update({"k": [1, "two"]})
+    value.maybe.value = 7
+    copy: Any = message_class(file_set_of(built.descriptor("wk.Event")), "wk.Event").FromString(
+        value.SerializeToString()
+    )
+    assert copy.took.ToMilliseconds() == 1500
+    assert copy.attributes["k"][1] == "two"
+    assert copy.maybe.value == 7
