@@ -216,3 +216,15 @@ async def test_a_cancelled_fetch_hands_over_to_a_waiter(
 async def _cancellable(scope: anyio.CancelScope, work: Callable[[], Awaitable[None]]) -> None:
     with scope:
         await work()
+
+
+async def test_the_negative_cache_is_bounded_too(redis: Redis) -> None:
+    cache = SchemaCache(SchemaRegistry(redis), max_entries=3)
+    made_up = [b"s1AAAAAAAAAAAAAAA" + bytes([ord("A") + i]) for i in range(5)]
+    for schema_id in made_up:
+        with pytest.raises(SchemaNotFound):
+            await cache.resolve(schema_id)
+    assert cache.stats()["negative_entries"] == 3
+    with pytest.raises(SchemaNotFound):
+        await cache.resolve(made_up[0])  # forgotten, so fetched again
+    assert cache.fetches == 6

@@ -7,7 +7,8 @@ no record, or a record that does not build, are remembered for `negative_ttl` se
 stream full of them costs one fetch per interval, not one per entry.
 
 Schema ids are content hashes, so a cached class never goes stale; the bound on entries exists
-only for processes that meet many schemas. Eviction is oldest-resolved first (insertion order),
+for processes that meet many schemas, and bounds remembered failures the same way, so a
+stream of made-up ids cannot grow the process. Eviction is oldest-resolved first (insertion order),
 which keeps `get` free of bookkeeping; an evicted id that is still in use is fetched again once.
 """
 
@@ -120,7 +121,7 @@ class SchemaCache:
                 built = message_class(record.file_set, record.message_name)
             except SchemaError as exc:
                 flight.error = exc
-                self._failures[schema_id] = (self.clock.now_ms() + self.negative_ttl_ms, exc)
+                self._remember_failure(schema_id, exc)
                 log.warning(
                     "schema %r unusable: %s", schema_id[:64], exc, extra={"reason": exc.reason}
                 )
@@ -142,6 +143,13 @@ class SchemaCache:
             del self._classes[next(iter(self._classes))]
             self.evictions += 1
         self._classes[schema_id] = built
+
+    def _remember_failure(self, schema_id: bytes, error: SchemaError) -> None:
+        # bounded too: a stream of made-up ids must not grow the process; one ttl for all
+        # means insertion order is expiry order, so the oldest entry goes first
+        while len(self._failures) >= self.max_entries:
+            del self._failures[next(iter(self._failures))]
+        self._failures[schema_id] = (self.clock.now_ms() + self.negative_ttl_ms, error)
 
     def cached_id(self, descriptor: MessageDescriptor) -> bytes | None:
         """The schema id of `descriptor` if this process registered it already; never does I/O."""
