@@ -106,13 +106,14 @@ class TcpProxy:
     ) -> None:
         assert self._server is not None
         self._server.close()
-        for link in list(self._links):
-            link.abort()
+        self.mode = (
+            Mode.CUT
+        )  # resets every link and wakes held pumps, so handlers end by themselves
         handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
         if handlers:
-            await asyncio.wait(handlers, timeout=_CLOSE_TIMEOUT_S)
+            _, stuck = await asyncio.wait(handlers, timeout=_CLOSE_TIMEOUT_S)
+            for task in stuck:
+                task.cancel()
         await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
