@@ -70,6 +70,14 @@ def compile_proto(path: Path, include: Sequence[Path] = ()) -> descriptor_pb2.Fi
 def load_proto(path: Path, include: Sequence[Path] = ()) -> BuiltSchema:
     """The message classes of the .proto file `path`, in a pool of their own.
 
+    Args:
+        path: The .proto file.
+        include: Directories imports are resolved against (default: the file's directory).
+
+    Returns:
+        The built schema: `built["pkg.Message"]` is a class, `built.descriptor(name)` its
+        descriptor (what `Publisher` and `SchemaRegistry.register` take).
+
     Raises:
         InvalidSchema: If protoc or the protobuf runtime refuses the file.
     """
