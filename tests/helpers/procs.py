@@ -23,8 +23,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Self, TypeVar
 
+import psutil
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from types import TracebackType
 
 _STOP_TIMEOUT_S = 10.0
@@ -210,7 +212,56 @@ class Proc:
             os.killpg(self.pid, signal.SIGKILL)  # pgid == pid: only the group we started
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=_STOP_TIMEOUT_S)
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        while self._group_members() and time.monotonic() < deadline:
+            time.sleep(_POLL_S)  # SIGKILL is delivered asynchronously: wait until it took
         self._reader.join(timeout=1.0)
+
+    def _group_members(self) -> list[int]:
+        """Live (not zombie) processes still in this child's process group."""
+        members = []
+        for process in psutil.process_iter(["status"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if process.info["status"] != psutil.STATUS_ZOMBIE and (
+                    os.getpgid(process.pid) == self.pid
+                ):
+                    members.append(process.pid)
+        return members
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Procs:
+    """Several children started together and all reaped on exit, e.g. a pool of workers.
+
+    with Procs() as pool:
+        workers = [pool.add(serve("m:app", env=env)) for _ in range(3)]
+    """
+
+    def __init__(self) -> None:
+        self._children: list[Proc] = []
+
+    def add(self, proc: Proc) -> Proc:
+        """Adopt `proc`: it is closed with the others."""
+        self._children.append(proc)
+        return proc
+
+    def __iter__(self) -> Iterator[Proc]:
+        return iter(list(self._children))
+
+    def close(self) -> None:
+        """Close every child (see `Proc.close`), the newest first."""
+        for child in reversed(self._children):
+            child.close()
 
     def __enter__(self) -> Self:
         return self

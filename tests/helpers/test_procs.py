@@ -9,7 +9,7 @@ import textwrap
 import psutil
 import pytest
 
-from tests.helpers.procs import Proc, serve
+from tests.helpers.procs import Proc, Procs, serve
 
 pytestmark = pytest.mark.fault
 
@@ -121,3 +121,12 @@ def test_serve_runs_the_runtime_cli() -> None:
         cli.wait_for(lambda: not cli.alive, within=60)
         assert cli.returncode == 2
         assert cli.find_line("no_such_module_here") is not None
+
+
+def test_a_pool_reaps_every_child() -> None:
+    with Procs() as pool:
+        children = [pool.add(python(TICKER)) for _ in range(3)]
+        for child in pool:
+            child.wait_for_line("ready", within=20)
+        children[1].pause()
+    assert all(gone(child.pid) for child in children)
