@@ -124,8 +124,7 @@ def parse_fields(fields: list[bytes]) -> DeadLetterRecord:
     original, added = split_fields(fields)
     text = {name[len(PREFIX) :].decode(errors="replace"): value.decode(errors="replace")
             for name, value in added}  # fmt: skip
-    known = {name.decode()[len("dl:") :] for name in _KNOWN}
-    message = text.get("message", text.get(_LEGACY_DETAIL.decode()[len("dl:") :], ""))
+    message = text.get("message", text.get("detail", ""))
     return DeadLetterRecord(
         fields=original,
         reason=text.get("reason", ""),
@@ -137,7 +136,7 @@ def parse_fields(fields: list[bytes]) -> DeadLetterRecord:
         origin_id=text.get("origin_id", ""),
         first_failure_ms=_int(text.get("first_failure_ms")),
         last_failure_ms=_int(text.get("last_failure_ms")),
-        extra={name: value for name, value in text.items() if name not in known},
+        extra={name: value for name, value in text.items() if name not in _KNOWN_NAMES},
     )
 
 
@@ -162,8 +161,11 @@ def format_traceback(exc: BaseException, limit_chars: int = MAX_TRACEBACK_CHARS)
     return _tail_bounded(text, limit_chars)
 
 
-_KNOWN = (REASON, EXCEPTION, MESSAGE, TRACEBACK, ATTEMPTS, ORIGIN_STREAM, ORIGIN_ID,
-          FIRST_FAILURE_MS, LAST_FAILURE_MS, _LEGACY_DETAIL)  # fmt: skip
+_KNOWN_NAMES = frozenset(
+    name[len(PREFIX) :].decode()
+    for name in (REASON, EXCEPTION, MESSAGE, TRACEBACK, ATTEMPTS, ORIGIN_STREAM, ORIGIN_ID,
+                 FIRST_FAILURE_MS, LAST_FAILURE_MS, _LEGACY_DETAIL)
+)  # fmt: skip
 
 
 def _tail_bounded(text: str, limit: int, *, head: bool = False) -> str:
