@@ -224,3 +224,11 @@ async def test_eager_needs_a_reader(redis: Redis) -> None:
     )
     assert result.moved == 0  # no group reads the target: releasing early helps nobody
     await anyio.lowlevel.checkpoint()
+
+
+async def test_a_deleted_targets_set_is_refilled_by_the_next_schedule(redis: Redis) -> None:
+    store = make_store(redis)
+    await store.schedule("orders", entry(1), T0)
+    await redis.delete(keys.delayed_targets())  # an operator's cleanup, or a FLUSHALL
+    await store.schedule("orders", entry(2), T0)
+    assert await store.targets() == ["orders"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
@@ -20,6 +21,7 @@ def runtime() -> None:
 runtime.add_command(serve)
 runtime.add_command(schemas)
 runtime.add_command(dlq)
+runtime.add_command(delayed)
 
 
 def main() -> None:

@@ -114,7 +114,6 @@ class DelayedStore:
         self.layout: Layout = layout
         self.bucket_ms = bucket_ms
         self.clock = clock
-        self._registered: set[str] = set()  # targets this instance already added to the set
 
     @property
     def bucket_arg(self) -> int:
@@ -130,10 +129,7 @@ class DelayedStore:
 
     async def register_target(self, stream: str) -> None:
         """Tell the sweeper that `stream` may receive delayed entries."""
-        if stream in self._registered:
-            return
         await self.redis.sadd(keys.delayed_targets(self.prefix), stream)
-        self._registered.add(stream)
 
     async def schedule(
         self, stream: str, fields: Sequence[bytes], due_ms: int, *, execution_class: str = ""
@@ -161,14 +157,18 @@ class DelayedStore:
             by_slot.setdefault(keys.key_slot(store.encode()), []).append(
                 (store, pack_entry(fields), due_ms)
             )
-        for target in targets - self._registered:
-            await self.register_target(target)
         calls = [
             self._schedule_call(entries[start : start + MAX_BATCH])
             for entries in by_slot.values()
             for start in range(0, len(entries), MAX_BATCH)
         ]
-        return await self._run_pipelined(scripts.load("delayed_schedule"), calls)
+        if not calls:
+            return 0
+        # the targets set is re-added on every call (one SADD in the same round trip), not
+        # cached: an operator's FLUSHALL or DEL must not hide a store from the sweeper
+        return await self._run_pipelined(
+            scripts.load("delayed_schedule"), calls, register=sorted(targets)
+        )
 
     def _schedule_call(
         self, entries: Sequence[tuple[str, bytes, int]]
@@ -181,7 +181,10 @@ class DelayedStore:
         return list(index_of), args
 
     async def _run_pipelined(
-        self, script: scripts.Script, calls: Sequence[tuple[list[str], list[str | bytes | int]]]
+        self,
+        script: scripts.Script,
+        calls: Sequence[tuple[list[str], list[str | bytes | int]]],
+        register: Sequence[str],
     ) -> int:
         total = 0
         todo = list(calls)
@@ -189,9 +192,15 @@ class DelayedStore:
             if not todo:
                 break
             pipe = self.redis.pipeline(transaction=False)
+            if attempt == 0:
+                pipe.sadd(keys.delayed_targets(self.prefix), *register)
             for call_keys, args in todo:
                 pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
             results = await pipe.execute(raise_on_error=False)
+            if attempt == 0:
+                if isinstance(results[0], Exception):
+                    raise results[0]
+                results = results[1:]
             missing = []
             for call, result in zip(todo, results, strict=True):
                 if isinstance(result, NoScriptError) and attempt == 0:
