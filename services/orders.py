@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gristmill import App, DeadLetter
-from services.schemas import Invoice
+from services.schemas import ORDERS, Invoice
 
 if TYPE_CHECKING:
     from gristmill import Context
 
-app = App("orders")
+app = App("orders", schemas=[ORDERS])
 
 
 @app.processor(input="orders.placed", output="orders.valid")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gristmill import App
-from services.schemas import Receipt
+from services.schemas import ORDERS, Receipt
 
 if TYPE_CHECKING:
     from gristmill import Context
 
-app = App("payments")
+app = App("payments", schemas=[ORDERS])
 
 CARD_LIMIT_CENTS = 500_00
 

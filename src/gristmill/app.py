@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from gristmill.context import Context
+    from gristmill.schemas.descriptors import BuiltSchema
 
 HandlerResult: TypeAlias = "Message | Sequence[Message] | None"
 Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
@@ -79,12 +80,20 @@ class TickerSpec:
 
 
 class App:
-    """A named registry of processors; the one module-level state a service has."""
+    """A named registry of processors; the one module-level state a service has.
 
-    def __init__(self, name: str) -> None:
+    Args:
+        name: The service's name; it prefixes its consumer groups (`<app>.<processor>`).
+        schemas: Schemas the service defines (`load_proto(...)`, `SchemaBuilder.build()`):
+            registered at start (an incompatible change fails the start), and entries of
+            these types reach handlers as instances of these very classes.
+    """
+
+    def __init__(self, name: str, *, schemas: Sequence[BuiltSchema] = ()) -> None:
         if not _NAME.match(name):
             raise ConfigError(f"app name {name!r}: use letters, digits, '.', '_' or '-'")
         self.name = name
+        self.schemas: list[BuiltSchema] = list(schemas)
         self.processors: dict[str, ProcessorSpec] = {}
         self.tickers: dict[str, TickerSpec] = {}
 
@@ -206,3 +215,4 @@ class App:
             if ticker.name in self.tickers:
                 raise ConfigError(f"app {self.name!r} already has a ticker {ticker.name!r}")
             self.tickers[ticker.name] = ticker
+        self.schemas += [schema for schema in other.schemas if schema not in self.schemas]

@@ -26,6 +26,7 @@ from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
 from gristmill.pipeline.processor import ProcessorLoop
 from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
+from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
 
@@ -68,8 +69,15 @@ class Runtime:
         self._stop = anyio.Event()
 
     async def run(self) -> None:
-        """Run until `stop()`; then drain within the grace period and return."""
+        """Run until `stop()`; then drain within the grace period and return.
+
+        Raises:
+            ConfigError: If the protobuf runtime is not upb.
+            IncompatibleSchema: If a schema of the app breaks its subject's compatibility.
+        """
+        require_upb()
         try:
+            await self._adopt_schemas()
             async with anyio.create_task_group() as outer:
                 for ticker in self.tickers:
                     outer.start_soon(self._tick, ticker, name=f"ticker:{ticker.name}")
@@ -83,6 +91,11 @@ class Runtime:
             with anyio.move_on_after(2.0, shield=True):
                 await self._forget_consumer()
                 await self.redis.aclose()
+
+    async def _adopt_schemas(self) -> None:
+        for schema in self.app.schemas:
+            for name in schema.message_names():
+                await self.cache.id_for(schema.descriptor(name))
 
     def stop(self) -> None:
         """Ask for a drain: stop reading, finish and commit the batches in hand, return."""

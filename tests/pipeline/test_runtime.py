@@ -136,3 +136,33 @@ def test_declarations_are_checked_at_import() -> None:
 
         @app.processor(input="a", output="a")
         async def loop(m: Any, c: Context) -> None: ...
+
+
+async def test_handlers_get_the_apps_own_classes(server: EmbeddedServer, redis: Redis) -> None:
+    from gristmill.schemas.build import SchemaBuilder
+
+    def build() -> Any:
+        schema = SchemaBuilder("tests/stamped.proto", package="tests.stamped")
+        stamped = schema.message("Stamped")
+        stamped.field("id", 1, "string")
+        stamped.field("at", 2, "google.protobuf.Timestamp")
+        return schema.build()
+
+    ours, theirs = build(), build()  # same content, two pools: another process's classes
+    mine = ours["tests.stamped.Stamped"]
+    app = App("stamps", schemas=[ours])
+
+    @app.processor(input="stamps", output="stamps.copied", from_beginning=True)
+    async def copy(message: Any, ctx: Context) -> Any:
+        assert type(message) is mine
+        copied = mine(id=message.id)
+        copied.at.CopyFrom(message.at)  # refused by protobuf across pools
+        return copied
+
+    sent = theirs["tests.stamped.Stamped"](id="s-1")
+    sent.at.FromSeconds(1_700_000_000)
+    await Publisher(redis).publish("stamps", sent)
+    result = await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
+    assert [(m.id, m.at.seconds) for m in await result.published("stamps.copied")] == [
+        ("s-1", 1_700_000_000)
+    ]

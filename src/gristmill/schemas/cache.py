@@ -186,11 +186,15 @@ class SchemaCache:
                 raise
             schema_id = registered.schema_id.encode("ascii")
             self._ids[descriptor] = schema_id
-            if schema_id not in self._classes:
-                # this process writes the type, so it can read it without a fetch
-                self._remember(
-                    schema_id, message_factory.GetMessageClass(cast("Descriptor", descriptor))
-                )
+            # this process knows the type, so it reads it with its own class, no fetch: a
+            # handler then gets the service's class, whose sub-messages (a Timestamp, say)
+            # copy into the service's other messages; a class built from the registry lives
+            # in a pool of its own, and protobuf refuses CopyFrom across pools
+            local = message_factory.GetMessageClass(cast("Descriptor", descriptor))
+            if schema_id in self._classes:
+                self._classes[schema_id] = local
+            else:
+                self._remember(schema_id, local)
             flight.result = schema_id
             return schema_id
         finally:

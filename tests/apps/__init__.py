@@ -1,0 +1,1 @@
+"""Apps that tests run under `runtime serve` in subprocesses."""
