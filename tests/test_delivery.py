@@ -244,4 +244,3 @@ async def test_a_server_restart_with_aof_loses_nothing_acked(tmp_path: Path) -> 
     assert {f"o-{n}" for n in acked} <= set(ids), "an acknowledged order was lost"
     assert codes == [0, 0]
     assert all(incidents), "both workers should have logged their recovery"
-    del signal

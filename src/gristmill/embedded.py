@@ -172,6 +172,8 @@ class EmbeddedServer:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
 
     def __enter__(self) -> Self:
         return self
