@@ -174,12 +174,15 @@ class Lease:
             left = self._valid_until - anyio.current_time()
             await anyio.sleep(max(min(self.renew_ms / 1000, left), 0))
             left = self._valid_until - anyio.current_time()
-            if left <= 0:
-                self.mark_lost("not renewed within the ttl (paused or cut off)")
-                return
+            # Past our own deadline (a pause, a partition) we still ask the server once, for
+            # at most one renew interval, before giving up: the answer is usually "taken",
+            # and meanwhile any leader-only write is refused by its token check anyway.
             try:
-                with anyio.fail_after(left):
+                with anyio.fail_after(max(left, self.renew_ms / 1000)):
                     if not await self.renew():
                         return
             except (RedisError, OSError, TimeoutError) as exc:
+                if anyio.current_time() >= self._valid_until:
+                    self.mark_lost(f"not renewed within the ttl ({exc!r})")
+                    return
                 log.warning("lease renewal failed: %s", exc, extra={"role": self.role})

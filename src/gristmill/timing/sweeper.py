@@ -38,6 +38,7 @@ ROLE = "sweeper"
 LONGEST_SLEEP_S = 5.0  # a lost wake message delays a new earliest entry by at most this
 EAGER_POLL_S = 0.1  # how often an idle target with eager entries in reach is re-checked
 WAKE_POLL_S = 1.0
+TARGETS_REFRESH_S = 1.0  # a target registered meanwhile waits at most this (or a wake)
 BATCH_TIMEOUT_S = 10.0  # beyond the client's socket timeout: that one fires first
 
 
@@ -88,6 +89,8 @@ class Sweeper:
         self.longest_sleep = longest_sleep
         self.counts = SweeperCounts()
         self._wake: anyio.Event | None = None
+        self._targets: list[str] = []
+        self._targets_read_at: float | None = None  # anyio time; None: read before the next pass
 
     @classmethod
     def from_settings(
@@ -154,7 +157,13 @@ class Sweeper:
         busy = eager_waiting = False
         next_release_ms: int | None = None
         now_ms = 0
-        for target in await self.store.targets():
+        read_at = self._targets_read_at
+        if read_at is None or anyio.current_time() - read_at > TARGETS_REFRESH_S:
+            # not every pass: a pass of due entries is then script calls only, and a leader
+            # resuming from a pause reaches the token check before anything else
+            self._targets = await self.store.targets()
+            self._targets_read_at = anyio.current_time()
+        for target in self._targets:
             horizon_ms = self.eager_ms.get(target, 0)
             # shielded: the script is atomic on the server either way, and a call cut off
             # mid-reply would leave its outcome (and a refusal) unknown and the link reset
@@ -198,6 +207,7 @@ class Sweeper:
                         ignore_subscribe_messages=True, timeout=WAKE_POLL_S
                     )
                     if message is not None and self._wake is not None:
+                        self._targets_read_at = None  # the store may be a new target
                         self._wake.set()
             except (RedisError, OSError) as exc:
                 log.warning("sweeper wake channel lost, resubscribing: %s", exc)
