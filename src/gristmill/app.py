@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gristmill.errors import ConfigError
+from gristmill.failures.policy import RetryPolicy
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -60,7 +61,8 @@ class ProcessorSpec:
     claim_idle: float | None = None  # seconds; None: the setting GRISTMILL_CLAIM_IDLE
     maxlen: int | None = None  # approximate cap on each output stream (see README: retention)
     min_age: float | None = None  # seconds of history each output stream keeps at least
-    options: dict[str, Any] = field(default_factory=dict)  # for later stages (retry policy)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    options: dict[str, Any] = field(default_factory=dict)  # for later stages
 
     @property
     def publishable(self) -> frozenset[str]:
@@ -111,6 +113,7 @@ class App:
         claim_idle: float | None = None,
         maxlen: int | None = None,
         min_age: float | None = None,
+        retry: RetryPolicy | None = None,
         **options: Any,
     ) -> Callable[[Handler], Handler]:
         """Declare `async def handler(message, ctx)` as a processor of `input`.
@@ -130,6 +133,8 @@ class App:
             maxlen: Trim the output streams to about this many entries, never dropping an
                 entry that one of their groups has not delivered and acked (see README).
             min_age: Trim output entries older than this many seconds, with the same guard.
+            retry: How failed entries are retried and when they are dead-lettered; the
+                default retries 5 times over about 15 s (see RetryPolicy).
             **options: Further per-processor options of later stages (e.g. `retry=`).
 
         Raises:
@@ -172,6 +177,7 @@ class App:
                 claim_idle=claim_idle,
                 maxlen=maxlen,
                 min_age=min_age,
+                retry=retry or RetryPolicy(),
                 options=dict(options),
             )
             return handler

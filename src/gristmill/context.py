@@ -59,3 +59,16 @@ class Context:
                 f"declare it in output= or side_outputs= (it may publish to {sorted(self._allowed)})"
             )
         self._outputs.append((stream, message))
+
+    def requeue(self, delay: float) -> None:
+        """Process this entry again in `delay` seconds (acked now, in the same round trip).
+
+        It comes back through this processor's own lane, so other consumer groups of the
+        input stream never see it twice. Messages returned or published are sent as usual.
+
+        Raises:
+            ValueError: If `delay` is negative.
+        """
+        if delay < 0:
+            raise ValueError(f"requeue delay {delay}: give 0 or more seconds")
+        self._requeue_delay = delay

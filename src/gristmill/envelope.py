@@ -132,10 +132,11 @@ def seal(
 
 
 def with_attempt(fields: list[bytes], attempt: int) -> list[bytes]:
-    """The same entry fields with `attempt` set (replacing any earlier value)."""
+    """The same entry fields with `attempt` set (replacing any earlier value); 1: no field."""
     out: list[bytes] = []
     for index in range(0, len(fields) - 1, 2):
         if fields[index] != ATTEMPT:
             out += (fields[index], fields[index + 1])
-    out += (ATTEMPT, str(attempt).encode())
+    if attempt > 1:
+        out += (ATTEMPT, str(attempt).encode())
     return out

@@ -29,6 +29,8 @@ from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
 from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
+from gristmill.timing.delayed import DelayedStore
+from gristmill.timing.sweeper import Sweeper
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -52,6 +54,7 @@ class Runtime:
         *,
         only: tuple[str, ...] = (),
         consumer: str | None = None,
+        sweep: bool = True,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -66,6 +69,11 @@ class Runtime:
             if not wanted or name in wanted
         ]
         self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
+        self.store = DelayedStore(
+            self.redis, prefix=settings.key_prefix, layout=settings.delayed_layout,
+            bucket_ms=settings.delayed_bucket_ms,
+        )  # fmt: skip
+        self.sweeper = Sweeper.from_settings(self.redis, settings) if sweep else None
         self._stop = anyio.Event()
 
     async def run(self) -> None:
@@ -78,7 +86,10 @@ class Runtime:
         require_upb()
         try:
             await self._adopt_schemas()
+            await self._register_lanes()
             async with anyio.create_task_group() as outer:
+                if self.sweeper is not None:
+                    outer.start_soon(self.sweeper.run, name="sweeper")
                 for ticker in self.tickers:
                     outer.start_soon(self._tick, ticker, name=f"ticker:{ticker.name}")
                 outer.start_soon(self._upkeep, name="upkeep")
@@ -96,6 +107,12 @@ class Runtime:
         for schema in self.app.schemas:
             for name in schema.message_names():
                 await self.cache.id_for(schema.descriptor(name))
+
+    async def _register_lanes(self) -> None:
+        """Tell the sweeper about every lane our retries and requeues are parked for."""
+        for loop in self.loops:
+            for lane in loop.lanes:
+                await self.store.register_target(lane)
 
     def stop(self) -> None:
         """Ask for a drain: stop reading, finish and commit the batches in hand, return."""
@@ -147,6 +164,7 @@ class Runtime:
             if self._stop.is_set():
                 return
             try:
+                await self._register_lanes()  # again: a FLUSHALL must not hide a lane
                 for stream, keep in retention.items():
                     await trim(self.redis, stream, keep)
                 for loop in self.loops:

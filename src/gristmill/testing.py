@@ -15,6 +15,7 @@ import anyio
 
 from gristmill.clock import FakeClock
 from gristmill.envelope import open_fields
+from gristmill.keys import delayed_store
 from gristmill.pipeline.decode import decode
 from gristmill.producer import Publisher
 from gristmill.runtime import Runtime
@@ -52,10 +53,14 @@ class RunResult:
 
 
 async def _idle(redis: Redis, runtime: Runtime) -> bool:
+    """Nothing unread or pending in any input or own lane, and no retry waiting to be swept."""
     for loop in runtime.loops:
-        for stream in loop.spec.inputs:
+        for lane in loop.lanes:
+            if await redis.zcard(delayed_store(lane)):
+                return False
+        for stream in loop.reader.streams:
             for group in await redis.xinfo_groups(stream):
-                if group["name"].decode() != loop.spec.group:
+                if group["name"] != loop.reader.group:
                     continue
                 if group["pending"] or group.get("lag"):
                     return False

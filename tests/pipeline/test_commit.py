@@ -3,12 +3,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gristmill.pipeline.publish import COMMIT, Commit
-from gristmill.pipeline.resp import RespConnection
+from gristmill.pipeline.resp import ReplyError, RespConnection
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gristmill.embedded import EmbeddedServer
+
+
+async def send(connection: RespConnection, commit: Commit, consumer: bytes) -> list[bytes]:
+    """Run the commit of group `g`; the ids it skipped (no longer `consumer`'s)."""
+    payload = commit.pack(b"g", consumer, b"gm:delayed:wake", 1000)
+    try:
+        reply = await connection.call_packed(payload)
+    except ReplyError as exc:
+        if exc.code != "NOSCRIPT":
+            raise
+        await connection.call(b"SCRIPT", b"LOAD", COMMIT.source)
+        reply = await connection.call_packed(payload)
+    return list(reply[1:])
 
 
 async def _read(redis: Redis, consumer: str, count: int) -> list[bytes]:
@@ -30,7 +43,7 @@ async def test_one_call_publishes_outputs_and_acks_inputs(
     try:
         await redis.script_load(COMMIT.source)  # a first call would also count a NOSCRIPT try
         await redis.execute_command("CONFIG", "RESETSTAT")
-        skipped = await commit.send(connection, b"g", b"c1")
+        skipped = await send(connection, commit, b"c1")
         stats = await redis.info("commandstats")
     finally:
         connection.close()
@@ -56,7 +69,7 @@ async def test_entries_claimed_away_add_neither_outputs_nor_acks(
         commit.entry(b"in", entry_id, [(b"out", [b"from", entry_id])])
     connection = await RespConnection.open(server.url, connect_timeout=2)
     try:
-        skipped = await commit.send(connection, b"g", b"slow")
+        skipped = await send(connection, commit, b"slow")
     finally:
         connection.close()
     assert skipped == ids[:2]
@@ -79,7 +92,30 @@ async def test_script_is_reloaded_after_a_script_flush(
     commit.entry(b"in", ids[0], [])
     connection = await RespConnection.open(server.url, connect_timeout=2)
     try:
-        assert await commit.send(connection, b"g", b"c") == []
+        assert await send(connection, commit, b"c") == []
     finally:
         connection.close()
     assert (await redis.xpending("in", "g"))["pending"] == 0
+
+
+async def test_delayed_ops_park_entries_with_the_ack(server: EmbeddedServer, redis: Redis) -> None:
+    from gristmill.keys import delayed_store
+    from gristmill.timing.delayed import DelayedStore, pack_entry
+
+    await redis.xgroup_create("in", "g", id="0", mkstream=True)
+    await redis.xadd("in", {"n": "1"})
+    ids = await _read(redis, "c", 10)
+    commit = Commit()
+    store = delayed_store("{in}:retry:g").encode()
+    member = pack_entry([b"schema_id", b"s", b"payload", b"p", b"attempt", b"2"])
+    commit.entry(b"in", ids[0], [], [(store, 1_700_000_001_500, member)])
+    connection = await RespConnection.open(server.url, connect_timeout=2)
+    try:
+        assert await send(connection, commit, b"c") == []
+    finally:
+        connection.close()
+    assert (await redis.xpending("in", "g"))["pending"] == 0
+    waiting = await DelayedStore(redis).peek("{in}:retry:g")
+    assert [(w.release_ms, w.fields) for w in waiting] == [
+        (1_700_000_002_000, [b"schema_id", b"s", b"payload", b"p", b"attempt", b"2"])
+    ]

@@ -7,6 +7,7 @@ import pytest
 
 from gristmill import App, DeadLetter
 from gristmill.errors import ConfigError
+from gristmill.failures.policy import RetryPolicy
 from gristmill.producer import Publisher
 from gristmill.runtime import Runtime
 from gristmill.settings import Settings
@@ -108,20 +109,17 @@ async def test_handler_must_declare_the_streams_it_publishes_to(
 ) -> None:
     app = App("strict")
 
-    @app.processor(input="orders", output="invoices", from_beginning=True)
+    @app.processor(
+        input="orders", output="invoices", from_beginning=True, retry=RetryPolicy(max_attempts=1)
+    )
     async def sneaky(order: Any, ctx: Context) -> None:
         ctx.publish("elsewhere", order)
 
     await Publisher(redis).publish("orders", Order(id="o", sku="tea", quantity=1))
-    runtime = Runtime(app, FAST, server.url)
-    async with anyio.create_task_group() as group:
-        group.start_soon(runtime.run)
-        await runtime.wait_ready()
-        with anyio.fail_after(10):
-            while not runtime.loops[0].stats.left_pending:
-                await anyio.sleep(0.02)
-        runtime.stop()
-    assert runtime.loops[0].stats.errors_by_reason == {"ConfigError": 1}
+    await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
+    dead = await redis.xrange("{orders}:dead:strict.sneaky")
+    assert [fields[b"dl:exception"] for _, fields in dead] == [b"ConfigError"]
+    assert b"cannot publish to 'elsewhere'" in dead[0][1][b"dl:message"]
     assert await redis.exists("elsewhere") == 0
 
 

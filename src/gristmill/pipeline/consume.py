@@ -59,43 +59,55 @@ class Reader:
             ]
         return entries
 
-    async def reclaim(
-        self, connection: RespConnection, min_idle_ms: int, cursors: list[bytes]
-    ) -> tuple[list[Entry], list[bytes]]:
-        """Claim entries idle longer than `min_idle_ms` from any consumer of the group.
+    async def idle_pending(
+        self, connection: RespConnection, min_idle_ms: int
+    ) -> list[tuple[int, bytes, int]]:
+        """(stream index, entry id, deliveries) of entries idle past `min_idle_ms`, any owner.
 
-        Returns the claimed entries (with their delivery counts) and the ids that were pending
-        but deleted from the stream meanwhile (trimmed or XDEL'd: losses to report).
+        XPENDING does not count as a delivery, so looking does not push an innocent entry
+        toward the crash-loop cap.
         """
         commands = [
-            (b"XAUTOCLAIM", stream, self.group, self.consumer, min_idle_ms, cursors[index],
-             b"COUNT", self.count)
-            for index, stream in enumerate(self.streams)
-        ]  # fmt: skip
-        replies = await connection.pipeline(commands)
-        claimed: list[Entry] = []
-        deleted: list[bytes] = []
-        for index, reply in enumerate(replies):
-            cursors[index] = reply[0]
-            claimed += [(index, entry_id, fields, 2) for entry_id, fields in reply[1] if fields]
-            if len(reply) > 2:
-                deleted += reply[2]
-        if claimed:
-            claimed = await self._with_delivery_counts(connection, claimed)
-        return claimed, deleted
-
-    async def _with_delivery_counts(
-        self, connection: RespConnection, claimed: list[Entry]
-    ) -> list[Entry]:
-        commands = [
-            (b"XPENDING", self.streams[index], self.group, entry_id, entry_id, 1, self.consumer)
-            for index, entry_id, _, _ in claimed
+            (b"XPENDING", stream, self.group, b"IDLE", min_idle_ms, b"-", b"+", self.count)
+            for stream in self.streams
         ]
         replies = await connection.pipeline(commands)
         return [
-            (index, entry_id, fields, int(reply[0][3]) if reply else deliveries)
-            for (index, entry_id, fields, deliveries), reply in zip(claimed, replies, strict=True)
+            (index, entry_id, int(deliveries))
+            for index, reply in enumerate(replies)
+            for entry_id, _, _, deliveries in reply
         ]
+
+    async def claim(
+        self,
+        connection: RespConnection,
+        index: int,
+        entry_ids: list[bytes],
+        min_idle_ms: int,
+        deliveries: dict[bytes, int],
+    ) -> tuple[list[Entry], list[bytes]]:
+        """XCLAIM `entry_ids` of stream `index` for this consumer if still idle.
+
+        Returns the claimed entries and the ids that were deleted from the stream while
+        pending (trimmed or XDEL'd: losses to report). Ids claimed by someone else meanwhile
+        are in neither list.
+        """
+        stream = self.streams[index]
+        reply = await connection.call(
+            b"XCLAIM", stream, self.group, self.consumer, min_idle_ms, *entry_ids
+        )
+        claimed = [
+            (index, entry_id, fields, deliveries.get(entry_id, 1) + 1)
+            for entry_id, fields in reply
+            if fields
+        ]
+        missing = set(entry_ids) - {entry_id for _, entry_id, _, _ in claimed}
+        deleted = [
+            entry_id
+            for entry_id in sorted(missing)
+            if not await connection.call(b"XRANGE", stream, entry_id, entry_id)
+        ]
+        return claimed, deleted
 
 
 async def ensure_groups(

@@ -14,6 +14,7 @@ later. Entries of dead consumers are reclaimed in the same loop every `claim_idl
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from gristmill import keys
+from gristmill.clock import SYSTEM_CLOCK, Clock
 from gristmill.context import Context
-from gristmill.envelope import Envelope, open_fields
-from gristmill.errors import DeadLetter, DecodeError, HandlerSignal
+from gristmill.envelope import Envelope, open_fields, with_attempt
+from gristmill.errors import DecodeError, HandlerSignal
+from gristmill.failures.deadletter import build_fields
+from gristmill.failures.policy import Decision, RetryAfter, ToDeadLetter, crash_loop, decide
 from gristmill.pipeline.consume import Entry, Reader, ensure_groups
 from gristmill.pipeline.decode import decode, resolve_unknown
 from gristmill.pipeline.encode import encode, returned_messages
@@ -31,6 +35,7 @@ from gristmill.pipeline.handle import BatchRunner
 from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
 from gristmill.pipeline.upkeep import keep_claimed
+from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:
     import asyncio
@@ -55,7 +60,8 @@ class ProcessorStats:
     handled: int = 0
     published: int = 0
     dead_lettered: int = 0
-    left_pending: int = 0  # failed entries left for redelivery
+    retried: int = 0  # failed entries parked in the delayed store for another run
+    requeued: int = 0  # entries the handler asked to see again later (ctx.requeue)
     skipped: int = 0  # claimed by another consumer before our commit
     reclaimed: int = 0
     lost_deleted: int = 0  # pending entries deleted from the stream before anyone acked them
@@ -74,6 +80,7 @@ class _Slot:
     context: Context | None = None
     result: object = None
     failure: BaseException | None = None
+    verdict: ToDeadLetter | None = None  # dead-lettered unrun (crash-loop cap)
 
 
 @dataclass(slots=True)
@@ -95,25 +102,36 @@ class ProcessorLoop:
         cache: SchemaCache,
         consumer: str,
         redis: Redis,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.spec = spec
+        self.clock = clock
         self.redis = redis
         self.settings = settings
         self.url = url
         self.cache = cache
         self.consumer = consumer
         self.stats = ProcessorStats()
+        # each input, then the processor's own lane of each input (retries, requeues, replays)
+        lanes = tuple(keys.retry_lane(stream, spec.group) for stream in spec.inputs)
+        self.lanes = lanes
+        self._origins = spec.inputs + spec.inputs  # stream index -> the input it belongs to
         self.reader = Reader(
             group=spec.group.encode(),
             consumer=consumer.encode(),
-            streams=tuple(stream.encode() for stream in spec.inputs),
+            streams=tuple(stream.encode() for stream in spec.inputs + lanes),
             count=spec.batch or settings.batch,
             block_ms=settings.block_ms,
         )
         self._read_command = self.reader.read_command()
         self._outputs = tuple(stream.encode() for stream in spec.outputs)
         self._allowed = spec.publishable
-        self._dead_lanes = tuple(keys.dead_lane(s, spec.group).encode() for s in spec.inputs)
+        self._dead_lanes = tuple(keys.dead_lane(s, spec.group).encode() for s in self._origins)
+        self._own_stores = tuple(keys.delayed_store(lane).encode() for lane in lanes + lanes)
+        self._wake_channel = keys.delayed_wake(settings.key_prefix).encode()
+        self._bucket_ms = settings.delayed_bucket_ms if settings.delayed_layout == "buckets" else 0
+        self._policy = spec.retry
+        self._random = random.Random()
         self._claim_idle_ms = round((spec.claim_idle or settings.claim_idle) * 1000)
         self._read_timeout = settings.block_ms / 1000 + settings.socket_timeout
         self._runner = BatchRunner(spec.concurrency or settings.concurrency)
@@ -173,7 +191,10 @@ class ProcessorLoop:
     async def _run_connected(self) -> None:
         reads = self._reads = await self._open("read")
         commits = await self._open("commit")
-        await ensure_groups(reads, self.reader.streams, self.reader.group, self.spec.from_beginning)
+        inputs = len(self.spec.inputs)
+        group = self.reader.group
+        await ensure_groups(reads, self.reader.streams[:inputs], group, self.spec.from_beginning)
+        await ensure_groups(reads, self.reader.streams[inputs:], group, from_beginning=True)
         await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)
         self._recovered()
         self.ready.set()
@@ -182,7 +203,13 @@ class ProcessorLoop:
         in_flight: _SentCommit | None = None
         while True:
             if not self._stopping and time.monotonic() >= self._next_reclaim:
-                entries += await self._reclaim(reads)
+                fresh, suspects = await self._reclaim(reads)
+                entries += fresh
+                if suspects:
+                    if in_flight is not None:
+                        await self._settle(commits, in_flight)
+                        in_flight = None
+                    await self._process_suspects(reads, commits, suspects)
             next_read = None if self._stopping else self._start_read(reads)
             if entries:
                 sent = await self._process(commits, entries)
@@ -218,9 +245,59 @@ class ProcessorLoop:
                 extra={"processor": self.spec.name},
             )  # fmt: skip
 
-    async def _reclaim(self, connection: RespConnection) -> list[Entry]:
+    async def _reclaim(
+        self, connection: RespConnection
+    ) -> tuple[list[Entry], list[tuple[int, bytes, int]]]:
+        """Entries of silent consumers: first-time ones claimed now, repeat ones to claim singly.
+
+        An entry delivered before, and still not acked, may be what killed its worker. Claiming
+        a whole batch of them would count a delivery against every innocent entry beside it, so
+        those are claimed and committed one at a time (`_process_suspects`): only the poison
+        entry climbs to the crash-loop cap.
+        """
         self._next_reclaim = time.monotonic() + self._claim_idle_ms / 2000
-        claimed, deleted = await self.reader.reclaim(connection, self._claim_idle_ms, self._cursors)
+        idle = await self.reader.idle_pending(connection, self._claim_idle_ms)
+        first_time: dict[int, dict[bytes, int]] = {}
+        suspects = []
+        for index, entry_id, deliveries in idle:
+            if deliveries <= 1:
+                first_time.setdefault(index, {})[entry_id] = deliveries
+            else:
+                suspects.append((index, entry_id, deliveries))
+        claimed: list[Entry] = []
+        for index, counts in first_time.items():
+            entries, deleted = await self.reader.claim(
+                connection, index, list(counts), self._claim_idle_ms, counts
+            )
+            claimed += entries
+            self._report_deleted(deleted)
+        if claimed or suspects:
+            self.stats.reclaimed += len(claimed)
+            log.info(
+                "reclaimed %d entries idle for over %d ms (%d more to retry one by one)",
+                len(claimed), self._claim_idle_ms, len(suspects),
+                extra={"processor": self.spec.name, "group": self.spec.group},
+            )  # fmt: skip
+        return claimed, suspects
+
+    async def _process_suspects(
+        self,
+        reads: RespConnection,
+        commits: RespConnection,
+        suspects: list[tuple[int, bytes, int]],
+    ) -> None:
+        for index, entry_id, deliveries in suspects:
+            claimed, deleted = await self.reader.claim(
+                reads, index, [entry_id], self._claim_idle_ms, {entry_id: deliveries}
+            )
+            self._report_deleted(deleted)
+            if claimed:
+                self.stats.reclaimed += 1
+                sent = await self._process(commits, claimed)
+                if sent is not None:
+                    await self._settle(commits, sent)
+
+    def _report_deleted(self, deleted: list[bytes]) -> None:
         if deleted:
             self.stats.lost_deleted += len(deleted)
             log.error(
@@ -229,13 +306,6 @@ class ProcessorLoop:
                 len(deleted), [d.decode() for d in deleted[:5]],
                 extra={"processor": self.spec.name, "group": self.spec.group},
             )  # fmt: skip
-        if claimed:
-            self.stats.reclaimed += len(claimed)
-            log.info(
-                "reclaimed %d entries idle for over %d ms", len(claimed), self._claim_idle_ms,
-                extra={"processor": self.spec.name, "group": self.spec.group},
-            )  # fmt: skip
-        return claimed
 
     async def _incident(self, exc: BaseException) -> None:
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -284,7 +354,9 @@ class ProcessorLoop:
         self.stats.batches += 1
         if not len(commit):
             return None
-        payload = commit.pack(self.reader.group, self.reader.consumer)
+        payload = commit.pack(
+            self.reader.group, self.reader.consumer, self._wake_channel, self._bucket_ms
+        )
         return _SentCommit(payload, commits.send_packed(payload))
 
     async def _keep_claimed(self, entries: list[Entry]) -> None:
@@ -312,6 +384,9 @@ class ProcessorLoop:
         cache = self.cache
         unknown: set[bytes] = set()
         for slot in slots:
+            slot.verdict = crash_loop(slot.entry[3], self._policy)
+            if slot.verdict is not None:
+                continue  # it killed workers before: do not run it again
             try:
                 slot.envelope = envelope = open_fields(slot.entry[2], max_bytes)
             except DecodeError as exc:
@@ -345,7 +420,7 @@ class ProcessorLoop:
         assert envelope is not None
         assert slot.message is not None
         context = Context(
-            self.spec.name, self._allowed, self.spec.inputs[index], entry_id.decode(),
+            self.spec.name, self._allowed, self._origins[index], entry_id.decode(),
             envelope.attempt + deliveries - 1, envelope.headers,
         )  # fmt: skip
         slot.context = context
@@ -358,18 +433,26 @@ class ProcessorLoop:
         commit = Commit()
         streams = self.reader.streams
         published = 0
+        now_ms = self.clock.now_ms()
         for slot in slots:
-            index, entry_id, _, _ = slot.entry
-            if slot.failure is None:
+            index, entry_id, fields, _ = slot.entry
+            if slot.failure is None and slot.verdict is None:
                 try:
                     outputs = await self._encode(slot)
                 except Exception as exc:  # noqa: BLE001 - a bad return value fails its entry
                     slot.failure = exc
                 else:
-                    commit.entry(streams[index], entry_id, outputs)
+                    delay = slot.context._requeue_delay if slot.context else None
+                    again = None
+                    if delay is not None:
+                        due_ms = now_ms + round(delay * 1000)
+                        member = pack_entry(with_attempt(fields, 1))
+                        again = [(self._own_stores[index], due_ms, member)]
+                        self.stats.requeued += 1
+                    commit.entry(streams[index], entry_id, outputs, again)
                     published += len(outputs)
                     continue
-            self._fail(commit, slot)
+            self._fail(commit, slot, now_ms)
         self.stats.handled += len(commit)
         self.stats.published += published
         return commit
@@ -389,25 +472,41 @@ class ProcessorLoop:
             if self.cache.cached_id(message.DESCRIPTOR) is None:
                 await self.cache.id_for(message.DESCRIPTOR)
 
-    def _fail(self, commit: Commit, slot: _Slot) -> None:
-        index, entry_id, fields, _ = slot.entry
+    def _fail(self, commit: Commit, slot: _Slot, now_ms: int) -> None:
+        """Retry the entry later through the delayed store, or dead-letter it, per the policy."""
+        index, entry_id, fields, deliveries = slot.entry
+        attempt = slot.envelope.attempt + deliveries - 1 if slot.envelope else deliveries
         failure = slot.failure
-        reason = failure.reason if isinstance(failure, DecodeError | DeadLetter) else None
-        label = reason or type(failure).__name__
-        self.stats.errors_by_reason[label] = self.stats.errors_by_reason.get(label, 0) + 1
-        if reason is not None:
-            dead = [*fields, b"dl:reason", reason.encode(), b"dl:detail", str(failure).encode()]
-            commit.entry(self.reader.streams[index], entry_id, [(self._dead_lanes[index], dead)])
-            self.stats.dead_lettered += 1
-            log.warning(
-                "entry dead-lettered: %s", reason,
+        decision: Decision
+        if slot.verdict is not None:
+            decision = slot.verdict
+        else:
+            assert isinstance(failure, Exception)
+            decision = decide(failure, attempt, self._policy, self._random.random())
+        input_key = self.reader.streams[index]
+        if isinstance(decision, RetryAfter):
+            member = pack_entry(with_attempt(fields, decision.next_attempt))
+            due = [(self._own_stores[index], now_ms + decision.delay_ms, member)]
+            commit.entry(input_key, entry_id, [], due)
+            self.stats.retried += 1
+            log.info(
+                "attempt %d failed (%s: %s); retry in %d ms", attempt,
+                type(failure).__name__, failure, decision.delay_ms,
                 extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
             )  # fmt: skip
             return
-        # left pending: another consumer (or this one) reclaims it after claim_idle
-        self.stats.left_pending += 1
+        reason = decision.reason
+        self.stats.errors_by_reason[reason] = self.stats.errors_by_reason.get(reason, 0) + 1
+        dead = build_fields(
+            fields, reason=reason, origin_stream=self._origins[index],
+            origin_id=entry_id.decode(), attempts=attempt, last_failure_ms=now_ms,
+            exc=failure if failure is not None else None,
+        )  # fmt: skip
+        commit.entry(input_key, entry_id, [(self._dead_lanes[index], dead)])
+        self.stats.dead_lettered += 1
         log.warning(
-            "handler failed, entry left for redelivery: %s: %s", type(failure).__name__, failure,
+            "entry dead-lettered after %d attempts: %s (%s)", attempt, reason,
+            decision.detail or failure,
             extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
         )  # fmt: skip
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gristmill import scripts
-from gristmill.pipeline.resp import ReplyError, pack_command
+from gristmill.pipeline.resp import pack_command
 
 if TYPE_CHECKING:
-    from gristmill.pipeline.resp import RespConnection
+    from gristmill.pipeline.encode import Outputs
 
 COMMIT = scripts.load("commit_batch")
 _OP_XADD = b"x"
+_OP_DELAY = b"d"
+
+Delayed = list[tuple[bytes, int, bytes]]  # (delayed store key, due ms, packed entry)
 
 
 class Commit:
@@ -37,45 +40,36 @@ class Commit:
         return index
 
     def entry(
-        self, input_key: bytes, entry_id: bytes, outputs: list[tuple[bytes, list[bytes]]]
+        self,
+        input_key: bytes,
+        entry_id: bytes,
+        outputs: Outputs,
+        delayed: Delayed | None = None,
     ) -> None:
-        """Ack `entry_id` of `input_key` and XADD each (stream, fields) of `outputs`, if ours."""
+        """Ack `entry_id` of `input_key`, XADD `outputs` and park `delayed`, if still ours."""
         index = self._index(input_key)
         self._inputs[index] = self._inputs.get(index, 0) + 1
         entries = self._entries
-        entries += (index, entry_id, str(len(outputs)).encode())
+        ops = len(outputs) + len(delayed) if delayed else len(outputs)
+        entries += (index, entry_id, str(ops).encode())
         for stream, fields in outputs:
             entries += (_OP_XADD, self._index(stream), str(len(fields)).encode())
             entries += fields
+        for store, due_ms, member in delayed or ():
+            entries += (_OP_DELAY, self._index(store), str(due_ms).encode(), member)
         self._entry_count += 1
 
     def __len__(self) -> int:
         return self._entry_count
 
-    def pack(self, group: bytes, consumer: bytes) -> bytes:
-        """The EVALSHA command, packed."""
-        args: list[bytes | str | int | float] = [
-            b"EVALSHA",
-            COMMIT.sha.encode(),
-            len(self._keys),
-            *self._keys,
-        ]
-        args += (group, consumer, len(self._inputs))
+    def pack(self, group: bytes, consumer: bytes, wake_channel: bytes, bucket_ms: int) -> bytes:
+        """The EVALSHA command, packed (commit_batch.lua documents the arguments)."""
+        args: list[bytes | str | int | float] = [b"EVALSHA", COMMIT.sha.encode(), len(self._keys)]
+        args += self._keys
+        args += (group, consumer, wake_channel, bucket_ms, len(self._inputs))
         for index, count in self._inputs.items():
             # the whole PEL of this consumer: it holds this batch (and rarely leftovers)
             args += (index, b"-", b"+", count)
         args.append(self._entry_count)
         args += self._entries
         return pack_command(tuple(args))
-
-    async def send(self, connection: RespConnection, group: bytes, consumer: bytes) -> list[bytes]:
-        """Run the commit; returns the ids of entries skipped because they are no longer ours."""
-        payload = self.pack(group, consumer)
-        try:
-            reply = await connection.call_packed(payload)
-        except ReplyError as exc:
-            if exc.code != "NOSCRIPT":
-                raise
-            await connection.call(b"SCRIPT", b"LOAD", COMMIT.source)
-            reply = await connection.call_packed(payload)
-        return list(reply[1:])

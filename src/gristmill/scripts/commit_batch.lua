@@ -4,16 +4,22 @@
 
   KEYS[1..n]  every key the batch writes or acks: input streams, outputs, lanes (one slot in
               Cluster; the caller splits batches that span slots)
-  ARGV[1] group   ARGV[2] consumer   ARGV[3] number of input keys (m)
+  ARGV[1] group   ARGV[2] consumer   ARGV[3] wake channel of the delayed stores
+  ARGV[4] bucket width in ms of the delayed stores (0: one member per entry)
+  ARGV[5] number of input keys (m)
   then m times: key index, lowest id, highest id, entry count  (the ownership check: one
                 XPENDING per input key over an id range, filtered to this consumer)
   then the number of entries, then per entry:
        input key index, entry id, number of ops, and per op one of:
          'x', key index, number of items, items...    XADD key * items
+         'd', store key index, due ms, packed entry   park it in a delayed store (a retry,
+                                                      a requeue); swept into its stream later
   Returns {committed count, skipped entry ids...} ]]
 
-local group, consumer = ARGV[1], ARGV[2]
-local i = 3
+--!include lib/delayed_add.lua
+
+local group, consumer, wake_channel, bucket_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local i = 5
 local owned = {}
 local inputs = tonumber(ARGV[i]); i = i + 1
 for _ = 1, inputs do
@@ -42,6 +48,11 @@ for _ = 1, entries do
         redis.call('XADD', KEYS[target], '*', unpack(ARGV, i + 3, i + 2 + items))
       end
       i = i + 3 + items
+    elseif op == 'd' then
+      if ours then
+        delayed_add(KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3], wake_channel, bucket_ms)
+      end
+      i = i + 4
     else
       return redis.error_reply('ERR commit_batch: unknown op ' .. tostring(op))
     end
