@@ -14,7 +14,8 @@ docs/wire-format.md describes it for other languages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import zstandard
 
@@ -31,21 +32,36 @@ TRACESTATE = b"tracestate"
 HEADER_PREFIX = b"h:"
 ZSTD = b"zstd"
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})  # shared: most entries carry none
 _compressor = zstandard.ZstdCompressor(level=3)  # stateless per call; safe to share
 _decompressor = zstandard.ZstdDecompressor()
 
 
-@dataclass(slots=True)
 class Envelope:
     """One entry's fields, unpacked; the payload is still protobuf bytes (decompressed)."""
 
-    schema_id: bytes
-    payload: bytes
-    attempt: int = 1
-    key: bytes | None = None
-    origin: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    trace: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("attempt", "headers", "key", "origin", "payload", "schema_id", "trace")
+
+    def __init__(
+        self,
+        schema_id: bytes,
+        payload: bytes,
+        attempt: int = 1,
+        key: bytes | None = None,
+        origin: bytes | None = None,
+        headers: Mapping[str, str] = NO_HEADERS,
+        trace: Mapping[str, str] = NO_HEADERS,
+    ) -> None:
+        self.schema_id = schema_id
+        self.payload = payload
+        self.attempt = attempt
+        self.key = key
+        self.origin = origin
+        self.headers = headers
+        self.trace = trace
 
 
 def open_fields(fields: list[bytes], max_bytes: int) -> Envelope:

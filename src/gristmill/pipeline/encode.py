@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
-from gristmill.envelope import seal
+from gristmill.envelope import PAYLOAD, SCHEMA_ID, seal
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,6 +34,20 @@ def returned_messages(result: object, processor: str) -> Sequence[Message]:
         f"processor {processor!r} returned {type(result).__name__}: return a protobuf message, "
         "a list of them, or None"
     )
+
+
+def encode_one(cache: SchemaCache, message: Message, compress_above: int) -> list[bytes] | None:
+    """The fields of one returned message: the common case, without the general path's calls.
+
+    None if its type has no schema id in this process yet (the general path registers it).
+    """
+    schema_id = cache.cached_id(message.DESCRIPTOR)
+    if schema_id is None:
+        return None
+    payload = message.SerializeToString()
+    if compress_above and len(payload) > compress_above:
+        return seal(schema_id, payload, compress_above=compress_above)
+    return [SCHEMA_ID, schema_id, PAYLOAD, payload]
 
 
 def encode(

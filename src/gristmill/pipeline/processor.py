@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from google.protobuf.message import Message
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
@@ -30,7 +31,7 @@ from gristmill.failures.deadletter import build_fields
 from gristmill.failures.policy import Decision, RetryAfter, ToDeadLetter, crash_loop, decide
 from gristmill.pipeline.consume import Entry, Reader, ensure_groups
 from gristmill.pipeline.decode import decode, resolve_unknown
-from gristmill.pipeline.encode import encode, returned_messages
+from gristmill.pipeline.encode import encode, encode_one, returned_messages
 from gristmill.pipeline.handle import BatchRunner
 from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
@@ -40,7 +41,6 @@ from gristmill.timing.packing import pack_entry
 if TYPE_CHECKING:
     import asyncio
 
-    from google.protobuf.message import Message
     from redis.asyncio import Redis
 
     from gristmill.app import ProcessorSpec
@@ -458,8 +458,13 @@ class ProcessorLoop:
         return commit
 
     async def _encode(self, slot: _Slot) -> list[tuple[bytes, list[bytes]]]:
-        messages = returned_messages(slot.result, self.spec.name)
+        result = slot.result
         compress_above = self.settings.compress_above
+        if isinstance(result, Message) and not (slot.context and slot.context._outputs):
+            fields = encode_one(self.cache, result, compress_above)
+            if fields is not None:  # one message, a known type: most handlers, every time
+                return [(stream, fields) for stream in self._outputs]
+        messages = returned_messages(result, self.spec.name)
         try:
             return encode(self.cache, messages, self._outputs, slot.context, compress_above)
         except LookupError:  # a message type this process has not registered yet

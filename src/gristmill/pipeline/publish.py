@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 COMMIT = scripts.load("commit_batch")
 _OP_XADD = b"x"
 _OP_DELAY = b"d"
+_SMALL = 64
+_COUNTS = tuple(str(number).encode() for number in range(_SMALL))  # ARGV counts, pre-encoded
 
 Delayed = list[tuple[bytes, int, bytes]]  # (delayed store key, due ms, packed entry)
 
@@ -47,13 +49,19 @@ class Commit:
         delayed: Delayed | None = None,
     ) -> None:
         """Ack `entry_id` of `input_key`, XADD `outputs` and park `delayed`, if still ours."""
-        index = self._index(input_key)
+        key_index = self._key_index
+        index = key_index.get(input_key) or self._index(input_key)
         self._inputs[index] = self._inputs.get(index, 0) + 1
         entries = self._entries
         ops = len(outputs) + len(delayed) if delayed else len(outputs)
-        entries += (index, entry_id, str(ops).encode())
+        entries += (index, entry_id, _COUNTS[ops] if ops < _SMALL else str(ops).encode())
         for stream, fields in outputs:
-            entries += (_OP_XADD, self._index(stream), str(len(fields)).encode())
+            items = len(fields)
+            entries += (
+                _OP_XADD,
+                key_index.get(stream) or self._index(stream),
+                _COUNTS[items] if items < _SMALL else str(items).encode(),
+            )
             entries += fields
         for store, due_ms, member in delayed or ():
             entries += (_OP_DELAY, self._index(store), str(due_ms).encode(), member)
