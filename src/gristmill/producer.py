@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 from gristmill.envelope import seal
 from gristmill.keys import DEFAULT_PREFIX
 from gristmill.schemas.registry import SchemaRegistry
+from gristmill.timing.delayed import DelayedStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from google.protobuf.message import Message
     from redis.asyncio import Redis
@@ -21,11 +23,17 @@ class Publisher:
     """Sends protobuf messages to streams in gristmill's wire format (registering schemas)."""
 
     def __init__(
-        self, redis: Redis, *, prefix: str = DEFAULT_PREFIX, compress_above: int = 4096
+        self,
+        redis: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        compress_above: int = 4096,
+        store: DelayedStore | None = None,
     ) -> None:
         self.redis = redis
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
+        self.store = store or DelayedStore(redis, prefix=prefix)
         self._ids: dict[MessageDescriptor, bytes] = {}
 
     async def schema_id(self, descriptor: MessageDescriptor) -> bytes:
@@ -68,6 +76,38 @@ class Publisher:
         send = self.redis.execute_command
         entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def schedule(
+        self,
+        stream: str,
+        message: Message,
+        *,
+        delay: float | None = None,
+        at: datetime | float | None = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """XADD `message` to `stream` later: `delay` seconds from now, or `at` a time.
+
+        It waits in the stream's delayed store and is swept in by the leader sweeper of any
+        running gristmill runtime (never early; up to the store's bucket width late).
+
+        Args:
+            stream: The target stream.
+            message: Any protobuf message; its schema is registered on first use.
+            delay: Seconds from now.
+            at: An aware datetime, or seconds since the epoch.
+            key: An optional ordering / partition key carried in the entry.
+            headers: Optional user headers (strings), readable as `ctx.headers`.
+
+        Returns:
+            The due time, in milliseconds since the epoch.
+
+        Raises:
+            ValueError: Unless exactly one of `delay` and `at` is given.
+        """
+        fields = await self.fields(message, key=key, headers=headers)
+        return await self.store.publish(stream, fields, delay=delay, at=at)
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> None:
         """XADD every message to `stream`, pipelined in chunks of 1,000."""

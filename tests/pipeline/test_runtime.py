@@ -164,3 +164,50 @@ async def test_handlers_get_the_apps_own_classes(server: EmbeddedServer, redis: 
     assert [(m.id, m.at.seconds) for m in await result.published("stamps.copied")] == [
         ("s-1", 1_700_000_000)
     ]
+
+
+async def test_requeue_brings_an_entry_back_until_it_is_done(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    runs: dict[str, list[int]] = {}
+    app = App("again")
+
+    @app.processor(input="jobs", output="done", from_beginning=True)
+    async def work(order: Any, ctx: Context) -> Any:
+        seen = runs.setdefault(order.id, [])
+        seen.append(ctx.attempt)
+        if len(seen) < 3:
+            ctx.requeue(delay=0.05)
+            return None
+        return order
+
+    await Publisher(redis).publish_many("jobs", [Order(id=f"j-{n}", sku="x") for n in range(20)])
+    settings = Settings(block_ms=50, claim_idle=5.0, delayed_bucket_ms=10)
+    result = await run_until_idle(app, url=server.url, redis=redis, settings=settings)
+    assert sorted(o.id for o in await result.published("done")) == sorted(runs)
+    assert all(attempts == [1, 1, 1] for attempts in runs.values())  # a requeue is no failure
+    assert len(runs) == 20
+    # only this group saw them again: the shared input still holds each job once
+    assert await redis.xlen("jobs") == 20
+
+
+async def test_publisher_schedules_for_later(server: EmbeddedServer, redis: Redis) -> None:
+    app = App("later")
+
+    @app.processor(input="reminders", output="sent", from_beginning=True)
+    async def send(order: Any, ctx: Context) -> Any:
+        return order
+
+    publisher = Publisher(redis)
+    due_ms = await publisher.schedule("reminders", Order(id="r-1"), delay=0.2)
+    assert await redis.xlen("reminders") == 0
+    settings = Settings(block_ms=50, claim_idle=5.0, delayed_bucket_ms=10)
+    runtime = Runtime(app, settings, server.url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(10):
+            while not await redis.xlen("sent"):
+                await anyio.sleep(0.02)
+        runtime.stop()
+    entry_id = (await redis.xrange("reminders"))[0][0]
+    assert int(entry_id.split(b"-")[0]) >= due_ms  # never early
