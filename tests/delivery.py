@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gristmill.envelope import open_fields
 from gristmill.producer import Publisher
@@ -21,7 +21,7 @@ GROUPS = {
 }
 
 
-def order(number: int) -> object:
+def order(number: int) -> Any:
     placed = Order(id=f"o-{number}", customer_id="c", currency="EUR")
     placed.items.append(LineItem(sku="tea", quantity=1 + number % 3, unit_price_cents=450))
     return placed

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection
+from tests.typed_redis import raw, xrange
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -25,7 +26,9 @@ async def send(connection: RespConnection, commit: Commit, consumer: bytes) -> l
 
 
 async def _read(redis: Redis, consumer: str, count: int) -> list[bytes]:
-    reply = await redis.xreadgroup("g", consumer, {"in": ">"}, count=count)
+    reply = await raw(
+        redis, b"XREADGROUP", "GROUP", "g", consumer, "COUNT", count, "STREAMS", "in", ">"
+    )
     return [entry_id for entry_id, _ in reply[0][1]]
 
 
@@ -42,13 +45,13 @@ async def test_one_call_publishes_outputs_and_acks_inputs(
     connection = await RespConnection.open(server.url, connect_timeout=2)
     try:
         await redis.script_load(COMMIT.source)  # a first call would also count a NOSCRIPT try
-        await redis.execute_command("CONFIG", "RESETSTAT")
+        await raw(redis, "CONFIG", "RESETSTAT")
         skipped = await send(connection, commit, b"c1")
         stats = await redis.info("commandstats")
     finally:
         connection.close()
     assert skipped == []
-    assert [fields[b"from"] for _, fields in await redis.xrange("out")] == ids
+    assert [fields[b"from"] for _, fields in await xrange(redis, "out")] == ids
     assert await redis.xlen("audit") == 3
     assert (await redis.xpending("in", "g"))["pending"] == 0
     # one script call did it all: no separate XADD/XACK round trips from the client
@@ -63,7 +66,7 @@ async def test_entries_claimed_away_add_neither_outputs_nor_acks(
         await redis.xadd("in", {"n": str(n)})
     ids = await _read(redis, "slow", 10)
     # another consumer claims two of them while "slow" is still working
-    await redis.xclaim("in", "g", "fast", 0, ids[:2])
+    await raw(redis, "XCLAIM", "in", "g", "fast", 0, *ids[:2])
     commit = Commit()
     for entry_id in ids:
         commit.entry(b"in", entry_id, [(b"out", [b"from", entry_id])])
@@ -73,7 +76,7 @@ async def test_entries_claimed_away_add_neither_outputs_nor_acks(
     finally:
         connection.close()
     assert skipped == ids[:2]
-    assert [fields[b"from"] for _, fields in await redis.xrange("out")] == ids[2:]
+    assert [fields[b"from"] for _, fields in await xrange(redis, "out")] == ids[2:]
     pending = await redis.xpending_range("in", "g", "-", "+", 10)
     assert [(p["message_id"], p["consumer"]) for p in pending] == [
         (ids[0], b"fast"),

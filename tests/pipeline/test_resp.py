@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from gristmill.pipeline.resp import ReplyError, RespConnection
+from tests.typed_redis import raw
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -44,7 +45,7 @@ async def test_a_cancelled_call_does_not_shift_later_replies(
 
 
 async def test_auth_and_select_from_the_url(server: EmbeddedServer, redis: Redis) -> None:
-    await redis.execute_command("ACL", "SETUSER", "svc", "on", ">pw", "~*", "+@all")
+    await raw(redis, "ACL", "SETUSER", "svc", "on", ">pw", "~*", "+@all")
     url = f"redis://svc:pw@127.0.0.1:{server.port}/3"
     connection = await RespConnection.open(url, connect_timeout=2)
     try:
@@ -53,7 +54,7 @@ async def test_auth_and_select_from_the_url(server: EmbeddedServer, redis: Redis
         assert await connection.call(b"ACL", b"WHOAMI") == b"svc"
     finally:
         connection.close()
-        await redis.execute_command("ACL", "DELUSER", "svc")
+        await raw(redis, "ACL", "DELUSER", "svc")
 
 
 async def test_connection_refused_is_a_connection_error() -> None:

@@ -13,6 +13,7 @@ from gristmill.runtime import Runtime
 from gristmill.settings import Settings
 from gristmill.testing import run_until_idle
 from tests.pipeline.messages import Invoice, Order, nested_payload
+from tests.typed_redis import raw, xrange
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -45,7 +46,7 @@ async def test_orders_become_invoices(server: EmbeddedServer, redis: Redis) -> N
         "orders", [Order(id=f"o-{n}", sku="tea", quantity=n + 1) for n in range(50)]
     )
     result = await run_until_idle(billing_app(), url=server.url, redis=redis, settings=FAST)
-    invoices = await result.published("invoices")
+    invoices: list[Any] = await result.published("invoices")
     assert [(i.order_id, i.total_cents) for i in invoices] == [
         (f"o-{n}", (n + 1) * 250) for n in range(50)
     ]
@@ -59,8 +60,10 @@ async def test_none_publishes_nothing_and_ctx_publish_adds_outputs(
     await publisher.publish("orders", Order(id="zero", sku="tea", quantity=0))
     await publisher.publish("orders", Order(id="two", sku="two", quantity=1))
     result = await run_until_idle(billing_app(), url=server.url, redis=redis, settings=FAST)
-    assert [i.order_id for i in await result.published("invoices")] == ["two"]
-    assert [o.id for o in await result.published("audit")] == ["two"]
+    invoices: list[Any] = await result.published("invoices")
+    audit: list[Any] = await result.published("audit")
+    assert [i.order_id for i in invoices] == ["two"]
+    assert [o.id for o in audit] == ["two"]
 
 
 async def test_bad_entries_are_dead_lettered_with_a_reason(
@@ -68,7 +71,7 @@ async def test_bad_entries_are_dead_lettered_with_a_reason(
 ) -> None:
     publisher = Publisher(redis)
     good = await publisher.fields(Order(id="good", sku="tea", quantity=1))
-    await redis.execute_command("XADD", "orders", "*", *good)
+    await raw(redis, "XADD", "orders", "*", *good)
     schema_id = good[1]
     bad: dict[str, list[bytes]] = {
         "missing_field": [b"payload", b"x"],
@@ -77,12 +80,13 @@ async def test_bad_entries_are_dead_lettered_with_a_reason(
         "oversize": [b"schema_id", schema_id, b"payload", b"x" * 5000],
     }
     for fields in bad.values():
-        await redis.execute_command("XADD", "orders", "*", *fields)
+        await raw(redis, "XADD", "orders", "*", *fields)
     await publisher.publish("orders", Order(id="neg", sku="tea", quantity=-1))
     settings = Settings(block_ms=50, claim_idle=1.0, max_entry_bytes=4096)
     result = await run_until_idle(billing_app(), url=server.url, redis=redis, settings=settings)
-    assert [i.order_id for i in await result.published("invoices")] == ["good"]
-    dead = await redis.xrange("{orders}:dead:billing.bill")
+    invoices: list[Any] = await result.published("invoices")
+    assert [i.order_id for i in invoices] == ["good"]
+    dead = await xrange(redis, "{orders}:dead:billing.bill")
     assert [fields[b"dl:reason"].decode() for _, fields in dead] == [*bad, "negative_quantity"]
     assert (await redis.xpending("orders", "billing.bill"))["pending"] == 0
 
@@ -100,7 +104,7 @@ async def test_deep_nesting_is_dead_lettered(server: EmbeddedServer, redis: Redi
     await redis.xadd("nodes", {"schema_id": schema_id, "payload": nested_payload(50)})
     await redis.xadd("nodes", {"schema_id": schema_id, "payload": nested_payload(500)})
     await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
-    dead = await redis.xrange("{nodes}:dead:deep.swallow")
+    dead = await xrange(redis, "{nodes}:dead:deep.swallow")
     assert [fields[b"dl:reason"] for _, fields in dead] == [b"decode_depth"]
 
 
@@ -117,7 +121,7 @@ async def test_handler_must_declare_the_streams_it_publishes_to(
 
     await Publisher(redis).publish("orders", Order(id="o", sku="tea", quantity=1))
     await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
-    dead = await redis.xrange("{orders}:dead:strict.sneaky")
+    dead = await xrange(redis, "{orders}:dead:strict.sneaky")
     assert [fields[b"dl:exception"] for _, fields in dead] == [b"ConfigError"]
     assert b"cannot publish to 'elsewhere'" in dead[0][1][b"dl:message"]
     assert await redis.exists("elsewhere") == 0
@@ -161,9 +165,8 @@ async def test_handlers_get_the_apps_own_classes(server: EmbeddedServer, redis: 
     sent.at.FromSeconds(1_700_000_000)
     await Publisher(redis).publish("stamps", sent)
     result = await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
-    assert [(m.id, m.at.seconds) for m in await result.published("stamps.copied")] == [
-        ("s-1", 1_700_000_000)
-    ]
+    copied: list[Any] = await result.published("stamps.copied")
+    assert [(m.id, m.at.seconds) for m in copied] == [("s-1", 1_700_000_000)]
 
 
 async def test_requeue_brings_an_entry_back_until_it_is_done(
@@ -184,7 +187,8 @@ async def test_requeue_brings_an_entry_back_until_it_is_done(
     await Publisher(redis).publish_many("jobs", [Order(id=f"j-{n}", sku="x") for n in range(20)])
     settings = Settings(block_ms=50, claim_idle=5.0, delayed_bucket_ms=10)
     result = await run_until_idle(app, url=server.url, redis=redis, settings=settings)
-    assert sorted(o.id for o in await result.published("done")) == sorted(runs)
+    done: list[Any] = await result.published("done")
+    assert sorted(o.id for o in done) == sorted(runs)
     assert all(attempts == [1, 1, 1] for attempts in runs.values())  # a requeue is no failure
     assert len(runs) == 20
     # only this group saw them again: the shared input still holds each job once
@@ -209,5 +213,5 @@ async def test_publisher_schedules_for_later(server: EmbeddedServer, redis: Redi
             while not await redis.xlen("sent"):
                 await anyio.sleep(0.02)
         runtime.stop()
-    entry_id = (await redis.xrange("reminders"))[0][0]
+    entry_id = (await xrange(redis, "reminders"))[0][0]
     assert int(entry_id.split(b"-")[0]) >= due_ms  # never early

@@ -4,6 +4,7 @@ from typing import TYPE_CHECKING
 
 from gristmill.clock import FakeClock
 from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, keep_claimed, trim
+from tests.typed_redis import raw, xrange
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -29,7 +30,7 @@ async def test_trim_never_drops_what_a_group_has_not_read(redis: Redis) -> None:
     await redis.xgroup_create("s", "done", id="$")
     await redis.xgroup_create("s", "behind", id=ids[2999])  # has not read the last 2000
     await trim(redis, "s", Retention(maxlen=100))
-    remaining = [entry_id for entry_id, _ in await redis.xrange("s")]
+    remaining = [entry_id for entry_id, _ in await xrange(redis, "s")]
     assert set(ids[3000:]) <= set(remaining)
 
 
@@ -39,7 +40,7 @@ async def test_trim_never_drops_pending_entries(redis: Redis) -> None:
     await redis.xreadgroup("g", "c", {"s": ">"}, count=3000)
     await redis.xack("s", "g", *ids[1000:])  # the first 1000 are still in the PEL
     await trim(redis, "s", Retention(maxlen=10))
-    remaining = {entry_id for entry_id, _ in await redis.xrange("s")}
+    remaining = {entry_id for entry_id, _ in await xrange(redis, "s")}
     assert set(ids[:1000]) <= remaining
     # and a later XAUTOCLAIM finds them whole: nothing pending was deleted
     _, claimed, deleted = await redis.xautoclaim("s", "g", "c2", 0, count=1000)
@@ -52,7 +53,7 @@ async def test_min_age_keeps_recent_entries(redis: Redis) -> None:
     await _fill(redis, "s", 10_000, start_ms=1_000_000)  # ids 1,000,000 .. 1,009,999 ms
     await redis.xgroup_create("s", "g", id="$")
     await trim(redis, "s", Retention(min_age=5.0), clock)
-    first = (await redis.xrange("s", count=1))[0][0]
+    first = (await xrange(redis, "s", count=1))[0][0]
     assert int(first.split(b"-")[0]) <= 1_005_000  # nothing younger than 5 s was removed
     assert await redis.xlen("s") < 10_000
 
@@ -72,7 +73,7 @@ async def test_keep_claimed_resets_idle_only_for_our_entries(redis: Redis) -> No
     ids = await _fill(redis, "s", 4)
     await redis.xgroup_create("s", "g", id="0")
     await redis.xreadgroup("g", "slow", {"s": ">"}, count=4)
-    await redis.xclaim("s", "g", "other", 0, [ids[0]])
+    await raw(redis, "XCLAIM", "s", "g", "other", 0, ids[0])
     refreshed = await keep_claimed(redis, "s", "g", "slow", ids)
     assert refreshed == 3
     pending = await redis.xpending_range("s", "g", "-", "+", 10)
