@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection
@@ -26,10 +26,8 @@ async def send(connection: RespConnection, commit: Commit, consumer: bytes) -> l
 
 
 async def _read(redis: Redis, consumer: str, count: int) -> list[bytes]:
-    reply = await raw(
-        redis, b"XREADGROUP", "GROUP", "g", consumer, "COUNT", count, "STREAMS", "in", ">"
-    )
-    return [entry_id for entry_id, _ in reply[0][1]]
+    reply = await redis.xreadgroup("g", consumer, {"in": ">"}, count=count)
+    return [entry_id for entry_id, _ in cast("Any", reply)[0][1]]
 
 
 async def test_one_call_publishes_outputs_and_acks_inputs(
