@@ -14,7 +14,7 @@ from gristmill.settings import Settings
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.leader import Lease
 from gristmill.timing.sweeper import Sweeper
-from tests.timing.streams import payload_counts
+from tests.timing.streams import payload_counts, read_entries
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -117,3 +117,31 @@ async def test_batches_are_bounded(redis: Redis) -> None:
     store = DelayedStore(redis)
     with pytest.raises(ValueError, match="batch"):
         Sweeper(redis, store, Lease(redis, "sweeper"), batch=1001)
+
+
+async def test_eager_releases_early_once_the_target_is_idle(redis: Redis) -> None:
+    store = DelayedStore(redis, layout="zset")
+    sweeper = Sweeper(
+        redis, store, Lease(redis, "sweeper", ttl_ms=600, renew_ms=100), eager={"orders": 600.0}
+    )
+    await redis.xgroup_create("orders", "workers", id="$", mkstream=True)
+    await redis.xadd("orders", {"payload": "0"})  # unread: the target is busy
+    await store.schedule("orders", entry(1), SYSTEM_CLOCK.now_ms() + 300_000)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sweeper.run)
+        with anyio.fail_after(10):
+            while sweeper.counts.passes < 3:  # it re-checks an eager target while busy
+                await anyio.sleep(0.01)
+        assert sweeper.counts.moved == 0
+        await redis.xreadgroup("workers", "w1", {"orders": ">"})
+        await redis.xack("orders", "workers", *[i for i, _ in await read_entries(redis, "orders")])
+        await wait_until_moved([sweeper], 1)  # idle now: released five minutes early
+        tg.cancel_scope.cancel()
+    assert (await payload_counts(redis, "orders"))[1] == 1
+
+
+def test_the_layout_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="delayed_layout"):
+        Settings(delayed_layout="list")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="delayed_bucket_ms"):
+        Settings(delayed_bucket_ms=0)
