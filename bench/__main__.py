@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
+import os
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +24,7 @@ from redis import Redis
 from rich.console import Console
 
 from bench.report import json_lines, print_table, write_results
+from bench.systems import PROFILE_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +42,9 @@ SCENARIOS = (
     "sweep",  # the delayed-store work
 )
 DEFAULT_MESSAGES = 200_000
+SCENARIO_BASE_TIMEOUT_S = 300.0
+SCENARIO_TIMEOUT_PER_MESSAGE_S = 0.002  # 200,000 messages: 700 s in all
+STOP_TIMEOUT_S = 30.0
 
 
 def module_name(scenario: str) -> str:
@@ -73,10 +81,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"messages per system (default {DEFAULT_MESSAGES:,})")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--url", help="benchmark this server instead of starting one")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run gristmill (one worker) under cProfile, writing .prof files to DIR",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse(argv)
     width = None if sys.stdout.isatty() else 120  # piped: keep table rows on one line
     out, err = Console(width=width), Console(stderr=True, width=width)
@@ -94,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 1:
         err.print("--messages must be at least 1")
         return 2
+    if args.profile:
+        os.environ[PROFILE_ENV] = str(Path(args.profile).resolve())  # read by the launcher
     if args.url:
         return run_all(wanted, args.url, args.messages, args.json, out, err)
     from gristmill.embedded import EmbeddedServer  # only when we start one
@@ -109,23 +125,69 @@ def run_all(
     scenarios: tuple[str, ...], url: str, size: int, as_json: bool, out: Console, err: Console
 ) -> int:
     server = server_description(url)
-    err.print(f"[dim]server: {server} at {url}; {size:,} messages per system[/]")
+    if len(scenarios) == 1:  # with several, each child process says it
+        err.print(f"[dim]server: {server} at {url}; {size:,} messages per system[/]")
     code = 0
     for scenario in scenarios:
         if not available(scenario):
             err.print(f"{scenario}: not available yet")
             code = code or (0 if len(scenarios) > 1 else 1)
             continue
-        rows = load(scenario)(url, size)
+        rows = (
+            load(scenario)(url, size)
+            if len(scenarios) == 1
+            else run_isolated(scenario, url, size, err)
+        )
+        if rows is None:
+            code = 1
+            continue
         for result in rows:
             result.setdefault("scenario", scenario)
-        written = write_results(scenario, rows, size, server)
+        if len(scenarios) == 1:  # with several, each child process wrote its own
+            written = write_results(scenario, rows, size, server)
+            err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
         if as_json:
             print(json_lines(rows), flush=True)
         else:
             print_table(out, f"{scenario} ({size:,} messages, {server})", rows)
-        err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
     return code
+
+
+def scenario_timeout_s(size: int) -> float:
+    """How long one scenario of `all` may take before it is stopped and reported."""
+    return SCENARIO_BASE_TIMEOUT_S + size * SCENARIO_TIMEOUT_PER_MESSAGE_S
+
+
+def run_isolated(
+    scenario: str, url: str, size: int, err: Console
+) -> list[dict[str, object]] | None:
+    """Run one scenario of `all` in a child process: one that hangs cannot stop the others.
+
+    Returns:
+        Its rows, or None (after saying why) if it failed or ran out of time.
+    """
+    command = [sys.executable, "-m", "bench", scenario, "--url", url, "--messages", str(size)]
+    child = subprocess.Popen([*command, "--json"], stdout=subprocess.PIPE, text=True)
+    timeout_s = scenario_timeout_s(size)
+    try:
+        stdout, _ = child.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        child.terminate()  # SIGTERM: the child stops the system it is running, then exits
+        try:
+            child.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+        err.print(f"{scenario}: stopped after {timeout_s:.0f} s without finishing")
+        return None
+    if child.returncode != 0:
+        err.print(f"{scenario}: failed with exit code {child.returncode}")
+        return None
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: running systems and the server are stopped
 
 
 if __name__ == "__main__":

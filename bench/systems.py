@@ -7,9 +7,11 @@ that cannot be built) yields a row with `msgs_per_s: None` and a `note`, never a
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,11 @@ Row = dict[str, object]
 
 STREAM_SYSTEMS = ("gristmill", "handloop", "handloop-raw", "faststream", "faststream-batch")
 ALL_SYSTEMS = (*STREAM_SYSTEMS, "arq", "server")
+PROFILE_ENV = "BENCH_PROFILE"  # a directory: gristmill runs under cProfile, one .prof per run
 ARQ_QUEUE = "arq:queue"  # arq's default queue: a job stays in it until it is finished
+# Enqueueing costs arq ~0.2 ms per job, and the timing stops after MAX_TIMED_S (~12,000 jobs
+# at ~2,500/s): more jobs would only lengthen the run.
+ARQ_MAX_JOBS = 50_000
 _BENCHMARK_TOOLS = ("valkey-benchmark", "redis-benchmark")
 _SERVER_CLIENTS, _SERVER_PIPELINE = 50, 64
 
@@ -76,8 +82,14 @@ def stream_command(
     """The command (and extra environment) that runs `system` on `streams`."""
     if system == "gristmill":
         app = "passthrough" if len(streams) == 2 else "pipeline"
-        runtime = str(Path(python()).parent / "runtime")
-        command = [runtime, "serve", f"bench.apps.{app}:app", "--workers", str(workers)]
+        runtime = [str(Path(python()).parent / "runtime")]
+        profile_dir = os.environ.get(PROFILE_ENV)
+        if profile_dir and workers == 1:  # one process: cProfile sees all of the work
+            stamp = time.strftime("%Y%m%dT%H%M%S")
+            output = Path(profile_dir) / f"gristmill-{app}-{stamp}-{os.getpid()}.prof"
+            output.parent.mkdir(parents=True, exist_ok=True)
+            runtime = [python(), "-m", "cProfile", "-o", str(output), "-m", "gristmill"]
+        command = [*runtime, "serve", f"bench.apps.{app}:app", "--workers", str(workers)]
         return command, {"GRISTMILL_REDIS_URL": url, "GRISTMILL_LOG_LEVEL": "WARNING"}
     peer_args = ["--url", url, "--streams", ",".join(streams), "--schema-id", schema_id]
     if system in ("handloop", "handloop-raw"):
@@ -122,6 +134,7 @@ def _stream_system(
 
 
 def _arq(bench: Bench, size: int) -> Timing:
+    size = min(size, ARQ_MAX_JOBS)
     bench.flush()
     arq_python = str(_peer_python("arq"))
     base = [arq_python, "-m", "bench.peers.arq_peer", "--url", bench.url]
