@@ -34,7 +34,9 @@ def _well_known_include() -> Path:
         ) from None
 
 
-def compile_proto(path: Path, include: Sequence[Path] = ()) -> descriptor_pb2.FileDescriptorSet:
+def compile_proto(
+    path: str | Path, include: Sequence[str | Path] = ()
+) -> descriptor_pb2.FileDescriptorSet:
     """The FileDescriptorSet of `path` and everything it imports, as protoc reads them.
 
     Args:
@@ -44,7 +46,7 @@ def compile_proto(path: Path, include: Sequence[Path] = ()) -> descriptor_pb2.Fi
     Raises:
         InvalidSchema: If protoc refuses the file; the message carries protoc's diagnostics.
     """
-    path = path.resolve()
+    path = Path(path).resolve()
     roots = [Path(root).resolve() for root in include] or [path.parent]
     if not path.is_file():
         raise InvalidSchema(f"{path}: no such file")
@@ -67,7 +69,7 @@ def compile_proto(path: Path, include: Sequence[Path] = ()) -> descriptor_pb2.Fi
         return descriptor_pb2.FileDescriptorSet.FromString(output.read_bytes())
 
 
-def load_proto(path: Path, include: Sequence[Path] = ()) -> BuiltSchema:
+def load_proto(path: str | Path, include: Sequence[str | Path] = ()) -> BuiltSchema:
     """The message classes of the .proto file `path`, in a pool of their own.
 
     Args:
