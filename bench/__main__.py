@@ -24,7 +24,7 @@ from redis import Redis
 from rich.console import Console
 
 from bench.report import json_lines, print_table, write_results
-from bench.systems import PROFILE_ENV
+from bench.systems import PROFILE_ENV, REPEAT_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -82,6 +82,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--url", help="benchmark this server instead of starting one")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each system this many times, round-robin, and report the median run",
+    )
+    parser.add_argument(
         "--profile",
         metavar="DIR",
         help="run gristmill (one worker) under cProfile, writing .prof files to DIR",
@@ -108,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 1:
         err.print("--messages must be at least 1")
         return 2
+    if args.repeat < 1:
+        err.print("--repeat must be at least 1")
+        return 2
+    os.environ[REPEAT_ENV] = str(args.repeat)  # read by the scenarios (and `all`'s children)
     if args.profile:
         os.environ[PROFILE_ENV] = str(Path(args.profile).resolve())  # read by the launcher
     if args.url:

@@ -55,3 +55,15 @@ def gristmill_ratios(rows: Sequence[Row]) -> dict[int, float]:
 def scaling(rate: float, single: float) -> float:
     """How many times the one-worker rate `rate` is."""
     return rate / single if single > 0 else math.nan
+
+
+def median_run(results: list[Row]) -> Row:
+    """The run with the median rate, with every run's rate under `runs`."""
+    rates = [r["msgs_per_s"] for r in results]
+    measured = sorted(
+        (r for r in results if isinstance(r["msgs_per_s"], int)),
+        key=lambda r: int(r["msgs_per_s"]),  # type: ignore[call-overload]
+    )
+    chosen = dict(measured[(len(measured) - 1) // 2]) if measured else dict(results[-1])
+    chosen["runs"] = rates
+    return chosen

@@ -17,15 +17,19 @@ from typing import TYPE_CHECKING
 
 from bench.harness import Bench, BenchError, Timing, python
 from bench.payload import order_payload
+from bench.stats import median_run
 from bench.venvs import python_of
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bench.harness import Process
 
 Row = dict[str, object]
 
 STREAM_SYSTEMS = ("gristmill", "handloop", "handloop-raw", "faststream", "faststream-batch")
 ALL_SYSTEMS = (*STREAM_SYSTEMS, "arq", "server")
+REPEAT_ENV = "BENCH_REPEAT"  # set by `--repeat`: the scenario contract has no room for it
 PROFILE_ENV = "BENCH_PROFILE"  # a directory: gristmill runs under cProfile, one .prof per run
 ARQ_QUEUE = "arq:queue"  # arq's default queue: a job stays in it until it is finished
 # Enqueueing costs arq ~0.2 ms per job, and the timing stops after MAX_TIMED_S (~12,000 jobs
@@ -55,6 +59,27 @@ def report_progress(result: Row) -> None:
     print(f"  {result['scenario']} / {result['system']}: {figures}", file=sys.stderr, flush=True)
 
 
+def repeats() -> int:
+    """How many times each system is measured (`--repeat`); the median run is reported."""
+    return max(1, int(os.environ.get(REPEAT_ENV, "1")))
+
+
+def measure_each(
+    bench: Bench, scenario: str, systems: Sequence[str], streams: tuple[str, ...], size: int
+) -> list[Row]:
+    """Measure every system `repeats()` times, round-robin, and keep each one's median run.
+
+    Round-robin spreads a noisy neighbour's bursts over all systems instead of one.
+    """
+    runs: dict[str, list[Row]] = {system: [] for system in systems}
+    rounds = repeats()
+    for _ in range(rounds):
+        for system in systems:
+            runs[system].append(measure(bench, scenario, system, streams, size))
+            report_progress(runs[system][-1])
+    return [median_run(runs[system]) if rounds > 1 else runs[system][0] for system in systems]
+
+
 def measure(
     bench: Bench,
     scenario: str,
@@ -71,7 +96,9 @@ def measure(
         if system == "server":
             timing, detail = _server_tool(bench, size)
             return row(scenario, system, timing, detail)
-        return row(scenario, system, _stream_system(bench, system, streams, size, workers))
+        timing = _stream_system(bench, system, streams, size, workers)
+        profiled = system == "gristmill" and workers == 1 and os.environ.get(PROFILE_ENV)
+        return row(scenario, system, timing, "under cProfile: slower" if profiled else "")
     except BenchError as exc:
         return row(scenario, system, None, f"not measured: {exc}")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bench.apps import PASSTHROUGH_STREAMS
 from bench.harness import Bench
-from bench.systems import ALL_SYSTEMS, Row, measure, report_progress
+from bench.systems import ALL_SYSTEMS, measure_each
 
 SCENARIO = "passthrough"
 
@@ -16,10 +16,6 @@ SCENARIO = "passthrough"
 def run(url: str, size: int) -> list[dict[str, object]]:
     bench = Bench(url)
     try:
-        rows: list[Row] = []
-        for system in ALL_SYSTEMS:
-            rows.append(measure(bench, SCENARIO, system, PASSTHROUGH_STREAMS, size))
-            report_progress(rows[-1])
-        return rows
+        return measure_each(bench, SCENARIO, ALL_SYSTEMS, PASSTHROUGH_STREAMS, size)
     finally:
         bench.close()

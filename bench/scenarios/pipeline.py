@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bench.apps import PIPELINE_STREAMS
 from bench.harness import Bench
-from bench.systems import Row, measure, report_progress
+from bench.systems import measure_each
 
 SCENARIO = "pipeline"
 SYSTEMS = ("gristmill", "handloop", "handloop-raw")
@@ -18,10 +18,6 @@ SYSTEMS = ("gristmill", "handloop", "handloop-raw")
 def run(url: str, size: int) -> list[dict[str, object]]:
     bench = Bench(url)
     try:
-        rows: list[Row] = []
-        for system in SYSTEMS:
-            rows.append(measure(bench, SCENARIO, system, PIPELINE_STREAMS, size))
-            report_progress(rows[-1])
-        return rows
+        return measure_each(bench, SCENARIO, SYSTEMS, PIPELINE_STREAMS, size)
     finally:
         bench.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.stats import gristmill_ratios, percentile, rate_of
+from bench.stats import gristmill_ratios, median_run, percentile, rate_of
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -34,3 +34,19 @@ def test_rate_prefers_messages_then_entries() -> None:
     assert rate_of({"msgs_per_s": 5, "entries_per_s": 7}) == 5.0
     assert rate_of({"entries_per_s": 7}) == 7.0
     assert rate_of({"bytes_per_entry": 90}) is None
+
+
+def test_median_run_keeps_the_middle_rate_and_lists_every_run() -> None:
+    runs: list[dict[str, object]] = [
+        {"system": "handloop", "msgs_per_s": 300, "seconds": 1.0},
+        {"system": "handloop", "msgs_per_s": None, "note": "stalled"},
+        {"system": "handloop", "msgs_per_s": 100, "seconds": 3.0},
+        {"system": "handloop", "msgs_per_s": 200, "seconds": 2.0},
+    ]
+
+    chosen = median_run(runs)
+
+    assert chosen["msgs_per_s"] == 200
+    assert chosen["seconds"] == 2.0
+    assert chosen["runs"] == [300, None, 100, 200]
+    assert median_run([{"msgs_per_s": None, "note": "x"}])["note"] == "x"
