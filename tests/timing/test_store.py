@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from redis.exceptions import ResponseError
 
 from gristmill import keys
 from gristmill.clock import FakeClock
@@ -232,3 +233,28 @@ async def test_a_deleted_targets_set_is_refilled_by_the_next_schedule(redis: Red
     await redis.delete(keys.delayed_targets())  # an operator's cleanup, or a FLUSHALL
     await store.schedule("orders", entry(2), T0)
     assert await store.targets() == ["orders"]
+
+
+async def test_a_corrupt_entry_is_delivered_raw_and_blocks_nothing(redis: Redis) -> None:
+    store = make_store(redis)
+    await store.schedule("orders", entry(1), T0)
+    bucket = keys.delayed_bucket("orders", T0)
+    await redis.rpush(bucket, b"\x93\xa1a")  # an array of 3: not name/value pairs
+    await redis.rpush(bucket, b"\x92\xa1")  # truncated
+    await store.schedule("orders", entry(2), T0)
+    assert await store.move_now("orders") == 4
+    fields = await read_fields(redis, "orders")
+    assert [f[3] for f in fields if f[0] == b"schema_id"] == [b"1", b"2"]
+    assert [f for f in fields if f[0] == b"delayed_corrupt"] == [
+        [b"delayed_corrupt", b"\x93\xa1a"],
+        [b"delayed_corrupt", b"\x92\xa1"],
+    ]
+
+
+async def test_a_target_that_is_not_a_stream_is_refused_before_any_write(redis: Redis) -> None:
+    store = make_store(redis)
+    await store.schedule("orders", entry(1), T0)
+    await redis.set("orders", "not a stream")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await store.move_now("orders")
+    assert (await store.stats("orders")).entries == 1  # still waiting, not lost

@@ -74,7 +74,7 @@ async def test_an_earlier_entry_wakes_it(redis: Redis) -> None:
         with anyio.fail_after(10):
             while sweeper.counts.passes == 0:
                 await anyio.sleep(0.01)
-        await store.schedule("orders", entry(2), SYSTEM_CLOCK.now_ms())
+        await store.schedule("orders", entry(2), SYSTEM_CLOCK.now_ms() - 1000)  # due
         await wait_until_moved([sweeper], 1)
         tg.cancel_scope.cancel()
     assert await payload_counts(redis, "orders") == Counter([2])
@@ -145,3 +145,15 @@ def test_the_layout_settings_are_checked() -> None:
         Settings(delayed_layout="list")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="delayed_bucket_ms"):
         Settings(delayed_bucket_ms=0)
+
+
+async def test_a_broken_target_does_not_stop_the_others(redis: Redis) -> None:
+    sweeper = replica(redis)
+    now = SYSTEM_CLOCK.now_ms() - 1000
+    await sweeper.store.schedule("broken", entry(1), now)
+    await sweeper.store.schedule("orders", entry(2), now)
+    await redis.set("broken", "not a stream")
+    assert await sweeper.lease.acquire()
+    await sweeper.sweep_pass()
+    assert await payload_counts(redis, "orders") == Counter([2])
+    assert (await sweeper.store.stats("broken")).entries == 1

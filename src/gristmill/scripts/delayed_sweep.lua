@@ -46,12 +46,24 @@ local function is_entry(member)
   return (b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd
 end
 
+-- A script that fails half way keeps its earlier writes (Redis has no rollback), so nothing
+-- below may raise once writing began: an entry that does not unpack or that XADD refuses
+-- goes to the target as {delayed_corrupt = raw bytes}, which its consumers dead-letter.
 local function publish(packed)
-  local _, fields = cmsgpack.unpack_one(packed, 0)  -- one object: a zset suffix is ignored
-  for i = 1, #fields, 2 do
-    if type(fields[i]) == 'number' then fields[i] = NAMES[fields[i]] end
+  local ok, _, fields = pcall(cmsgpack.unpack_one, packed, 0)  -- a zset suffix is ignored
+  if ok and type(fields) == 'table' and #fields > 0 and #fields % 2 == 0 then
+    for i = 1, #fields, 2 do
+      if type(fields[i]) == 'number' then fields[i] = NAMES[fields[i]] or '?' end
+    end
+    local added, reply = pcall(redis.pcall, 'XADD', target, '*', unpack(fields))
+    if added and type(reply) == 'string' then return end
   end
-  redis.call('XADD', target, '*', unpack(fields))
+  redis.call('XADD', target, '*', 'delayed_corrupt', packed)
+end
+
+local kind = redis.call('TYPE', target)['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE delayed_sweep: target ' .. target .. ' is a ' .. kind)
 end
 
 local up_to = now
@@ -69,13 +81,15 @@ for _, member in ipairs(members) do
   else
     local bucket = store .. ':' .. member
     local want = budget - moved
-    local entries = redis.call('LPOP', bucket, want)
-    if entries then
-      for _, packed in ipairs(entries) do publish(packed) end
-      moved = moved + #entries
-    end
-    if not entries or #entries < want or redis.call('LLEN', bucket) == 0 then
+    local entries = redis.call('LRANGE', bucket, 0, want - 1)
+    for _, packed in ipairs(entries) do publish(packed) end
+    moved = moved + #entries
+    if #entries < want then
+      redis.call('DEL', bucket)
       done[#done + 1] = member
+    else
+      redis.call('LTRIM', bucket, want, -1)
+      if redis.call('EXISTS', bucket) == 0 then done[#done + 1] = member end
     end
   end
 end

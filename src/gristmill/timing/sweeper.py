@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gristmill.timing.delayed import MAX_BATCH, DelayedStore
 from gristmill.timing.leader import Lease
@@ -89,6 +89,7 @@ class Sweeper:
         self.longest_sleep = longest_sleep
         self.counts = SweeperCounts()
         self._wake: anyio.Event | None = None
+        self._listening: anyio.Event | None = None
         self._targets: list[str] = []
         self._targets_read_at: float | None = None  # anyio time; None: read before the next pass
 
@@ -109,8 +110,11 @@ class Sweeper:
     async def run(self) -> None:
         """Sweep while leader, wait while not, forever; returns only by cancellation."""
         self._wake = anyio.Event()
+        self._listening = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._listen_for_wakes, name="sweeper wake")
+            with anyio.move_on_after(WAKE_POLL_S):
+                await self._listening.wait()  # a wake sent before we listen would be lost
             while True:
                 if await self._try_acquire():
                     self.counts.terms += 1
@@ -141,7 +145,10 @@ class Sweeper:
             delay = self.longest_sleep
             if next_release_ms is not None:
                 elapsed = anyio.current_time() - started
-                delay = min(delay, max((next_release_ms - now_ms) / 1000 - elapsed, 0.0))
+                # +1 ms: the loop may fire a timer up to its clock resolution early, and an
+                # early pass finds nothing due and costs a round trip per target
+                until_due = (next_release_ms - now_ms + 1) / 1000 - elapsed
+                delay = min(delay, max(until_due, 0.0))
             if eager_waiting:
                 delay = min(delay, EAGER_POLL_S)
             with anyio.move_on_after(delay):
@@ -168,14 +175,19 @@ class Sweeper:
             # shielded: the script is atomic on the server either way, and a call cut off
             # mid-reply would leave its outcome (and a refusal) unknown and the link reset
             with anyio.move_on_after(BATCH_TIMEOUT_S, shield=True) as scope:
-                result = await self.store.sweep_batch(
-                    target,
-                    token=self.lease.token,
-                    lease_key=self.lease.key,
-                    up_to_ms=None if self.clock is None else self.clock.now_ms(),
-                    limit=self.batch,
-                    eager_horizon_ms=horizon_ms,
-                )
+                try:
+                    result = await self.store.sweep_batch(
+                        target,
+                        token=self.lease.token,
+                        lease_key=self.lease.key,
+                        up_to_ms=None if self.clock is None else self.clock.now_ms(),
+                        limit=self.batch,
+                        eager_horizon_ms=horizon_ms,
+                    )
+                except ResponseError as exc:
+                    # one broken target (not a stream, say) must not stop the others
+                    log.error("cannot sweep into %s: %s", target, exc, extra={"stream": target})
+                    continue
             if scope.cancelled_caught:
                 raise TimeoutError(f"sweep batch of {target} got no reply in {BATCH_TIMEOUT_S} s")
             self.counts.batches += 1
@@ -202,6 +214,9 @@ class Sweeper:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.store.wake_channel)
+                await pubsub.get_message(timeout=WAKE_POLL_S)  # the server confirmed it
+                if self._listening is not None:
+                    self._listening.set()
                 while True:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=WAKE_POLL_S
