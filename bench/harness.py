@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 from redis import Redis as SyncRedis
 
 from bench.payload import Invoice, Order, order_payload
@@ -45,6 +46,8 @@ class Timing:
 
     counted: int
     seconds: float
+    client_us_per_msg: float | None = None  # CPU of the system's processes per output
+    server_us_per_msg: float | None = None  # CPU of the server per output
 
     @property
     def per_s(self) -> float:
@@ -153,6 +156,7 @@ class Bench:
         """
         last_empty = time.perf_counter()
         first: tuple[float, int] | None = None
+        cpu_first: tuple[int, float, float] | None = None  # (count, client s, server s)
         progress = (last_empty, 0)
         while True:
             count = probe()
@@ -161,9 +165,16 @@ class Bench:
                 last_empty = now
             elif first is None:
                 first = (now, count) if count <= expected // 2 else (last_empty, 0)
+                cpu_first = (count, process.cpu_s(), self.server_cpu_s())
             if count >= expected or (first is not None and now - first[0] > MAX_TIMED_S):
                 assert first is not None
-                return Timing(count - first[1], now - first[0])
+                assert cpu_first is not None
+                client_us = server_us = None
+                moved = count - cpu_first[0]
+                if moved > (count - first[1]) // 2:  # else the samples would miss most work
+                    client_us = (process.cpu_s() - cpu_first[1]) / moved * 1e6
+                    server_us = (self.server_cpu_s() - cpu_first[2]) / moved * 1e6
+                return Timing(count - first[1], now - first[0], client_us, server_us)
             if count > progress[1]:
                 progress = (now, count)
             elif now - progress[0] > STALL_S:
@@ -174,6 +185,11 @@ class Bench:
                     f"{process.tail()}"
                 )
             time.sleep(POLL_S)
+
+    def server_cpu_s(self) -> float:
+        """CPU seconds the server has used (user + system, main thread and others)."""
+        info = self.redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
     def close(self) -> None:
         self.redis.close()
@@ -202,6 +218,18 @@ class Process:
             os.killpg(self.popen.pid, signum)
         except ProcessLookupError:
             pass
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the process and its live children (`--workers N`)."""
+        try:
+            root = psutil.Process(self.popen.pid)
+            total = 0.0
+            for member in (root, *root.children(recursive=True)):
+                times = member.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            return float("nan")
+        return total
 
     def tail(self, chars: int = 1500) -> str:
         """The end of the process's output, for error messages."""

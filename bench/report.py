@@ -27,6 +27,8 @@ _COLUMNS = (
     ("offered_per_s", "offered/s"),
     ("bytes_per_entry", "B/entry"),
     ("scaling", "× 1 worker"),
+    ("client_cpu_us", "client CPU µs/msg"),
+    ("server_cpu_us", "server CPU µs/msg"),
 )
 
 

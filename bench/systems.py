@@ -46,6 +46,9 @@ def row(scenario: str, system: str, timing: Timing | None, note: str = "", **ext
     if timing:
         result["messages"] = timing.counted
         result["seconds"] = round(timing.seconds, 4)
+        if timing.client_us_per_msg is not None and timing.server_us_per_msg is not None:
+            result["client_cpu_us"] = round(timing.client_us_per_msg, 2)
+            result["server_cpu_us"] = round(timing.server_us_per_msg, 2)
     result.update(extra)
     if note:
         result["note"] = note
