@@ -5,7 +5,9 @@
     encoding    `zstd` when the payload is compressed (absent: plain protobuf)
     key         ordering / partition key (optional)
     attempt     1-based run number for entries coming back through a retry lane (absent: 1)
-    origin      `<stream>/<entry-id>` of the entry this one was made from (optional)
+    origin      `<stream>/<entry-id>` of the entry this one was made from: set on a retry, so
+                its dead-letter record names the input entry (optional)
+    failed_at   ms since the epoch of a retried entry's first failure (optional)
     traceparent, tracestate   W3C trace context (optional)
     h:<name>    user headers
 
@@ -27,6 +29,7 @@ ENCODING = b"encoding"
 KEY = b"key"
 ATTEMPT = b"attempt"
 ORIGIN = b"origin"
+FAILED_AT = b"failed_at"
 TRACEPARENT = b"traceparent"
 TRACESTATE = b"tracestate"
 HEADER_PREFIX = b"h:"
@@ -43,7 +46,9 @@ _decompressor = zstandard.ZstdDecompressor()
 class Envelope:
     """One entry's fields, unpacked; the payload is still protobuf bytes (decompressed)."""
 
-    __slots__ = ("attempt", "headers", "key", "origin", "payload", "schema_id", "trace")
+    __slots__ = (
+        "attempt", "failed_at", "headers", "key", "origin", "payload", "schema_id", "trace",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -54,6 +59,7 @@ class Envelope:
         origin: bytes | None = None,
         headers: Mapping[str, str] = NO_HEADERS,
         trace: Mapping[str, str] = NO_HEADERS,
+        failed_at: int | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.payload = payload
@@ -62,6 +68,7 @@ class Envelope:
         self.origin = origin
         self.headers = headers
         self.trace = trace
+        self.failed_at = failed_at
 
 
 def open_fields(fields: list[bytes], max_bytes: int) -> Envelope:
@@ -95,8 +102,9 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
         payload = _decompress(encoding, payload, max_bytes)
     try:
         attempt = int(values.get(ATTEMPT, b"1"))
+        failed_at = int(values[FAILED_AT]) if FAILED_AT in values else None
     except ValueError:
-        raise DecodeError("missing_field", "`attempt` is not an integer") from None
+        raise DecodeError("missing_field", "`attempt` or `failed_at` is not an integer") from None
     headers: dict[str, str] = {}
     trace: dict[str, str] = {}
     for name, value in values.items():
@@ -105,8 +113,9 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
         elif name in (TRACEPARENT, TRACESTATE):
             trace[name.decode()] = value.decode(errors="replace")
     return Envelope(
-        schema_id, payload, max(attempt, 1), values.get(KEY), values.get(ORIGIN), headers, trace
-    )
+        schema_id, payload, max(attempt, 1), values.get(KEY), values.get(ORIGIN), headers, trace,
+        failed_at,
+    )  # fmt: skip
 
 
 def _decompress(encoding: bytes, payload: bytes, max_bytes: int) -> bytes:
@@ -149,10 +158,16 @@ def seal(
 
 def with_attempt(fields: list[bytes], attempt: int) -> list[bytes]:
     """The same entry fields with `attempt` set (replacing any earlier value); 1: no field."""
+    return with_fields(fields, {ATTEMPT: str(attempt).encode() if attempt > 1 else None})
+
+
+def with_fields(fields: list[bytes], updates: Mapping[bytes, bytes | None]) -> list[bytes]:
+    """The same entry fields with each of `updates` set (None: removed), in place of old values."""
     out: list[bytes] = []
     for index in range(0, len(fields) - 1, 2):
-        if fields[index] != ATTEMPT:
+        if fields[index] not in updates:
             out += (fields[index], fields[index + 1])
-    if attempt > 1:
-        out += (ATTEMPT, str(attempt).encode())
+    for name, value in updates.items():
+        if value is not None:
+            out += (name, value)
     return out

@@ -25,7 +25,15 @@ from google.protobuf.message import Message
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
 from gristmill.context import Context
-from gristmill.envelope import Envelope, open_fields, with_attempt
+from gristmill.envelope import (
+    ATTEMPT,
+    FAILED_AT,
+    ORIGIN,
+    Envelope,
+    open_fields,
+    with_attempt,
+    with_fields,
+)
 from gristmill.errors import DecodeError, HandlerSignal
 from gristmill.failures.deadletter import build_fields
 from gristmill.failures.policy import Decision, RetryAfter, ToDeadLetter, crash_loop, decide
@@ -480,7 +488,13 @@ class ProcessorLoop:
     def _fail(self, commit: Commit, slot: _Slot, now_ms: int) -> None:
         """Retry the entry later through the delayed store, or dead-letter it, per the policy."""
         index, entry_id, fields, deliveries = slot.entry
-        attempt = slot.envelope.attempt + deliveries - 1 if slot.envelope else deliveries
+        envelope = slot.envelope
+        attempt = envelope.attempt + deliveries - 1 if envelope else deliveries
+        # a retry keeps naming the input entry it came from, and when it first failed
+        origin = (envelope.origin if envelope else None) or b"%s/%s" % (
+            self._origins[index].encode(), entry_id,
+        )  # fmt: skip
+        first_failure_ms = (envelope.failed_at if envelope else None) or now_ms
         failure = slot.failure
         decision: Decision
         if slot.verdict is not None:
@@ -490,7 +504,12 @@ class ProcessorLoop:
             decision = decide(failure, attempt, self._policy, self._random.random())
         input_key = self.reader.streams[index]
         if isinstance(decision, RetryAfter):
-            member = pack_entry(with_attempt(fields, decision.next_attempt))
+            retry = {
+                ATTEMPT: str(decision.next_attempt).encode(),
+                ORIGIN: origin,
+                FAILED_AT: str(first_failure_ms).encode(),
+            }
+            member = pack_entry(with_fields(fields, retry))
             due = [(self._own_stores[index], now_ms + decision.delay_ms, member)]
             commit.entry(input_key, entry_id, [], due)
             self.stats.retried += 1
@@ -502,15 +521,22 @@ class ProcessorLoop:
             return
         reason = decision.reason
         self.stats.errors_by_reason[reason] = self.stats.errors_by_reason.get(reason, 0) + 1
+        if slot.verdict is not None:
+            runs = attempt - 1  # it crashed its workers that often; it was not run again
+        elif slot.message is None:
+            runs = envelope.attempt - 1 if envelope else 0  # bad input: never reached the handler
+        else:
+            runs = attempt
+        origin_stream, _, origin_id = origin.decode(errors="replace").rpartition("/")
         dead = build_fields(
-            fields, reason=reason, origin_stream=self._origins[index],
-            origin_id=entry_id.decode(), attempts=attempt, last_failure_ms=now_ms,
-            exc=failure if failure is not None else None,
+            fields, reason=reason, origin_stream=origin_stream, origin_id=origin_id,
+            attempts=runs, first_failure_ms=first_failure_ms, last_failure_ms=now_ms,
+            exc=failure,
         )  # fmt: skip
         commit.entry(input_key, entry_id, [(self._dead_lanes[index], dead)])
         self.stats.dead_lettered += 1
         log.warning(
-            "entry dead-lettered after %d attempts: %s (%s)", attempt, reason,
+            "entry dead-lettered after %d runs: %s (%s)", runs, reason,
             decision.detail or failure,
             extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
         )  # fmt: skip
