@@ -213,9 +213,12 @@ async def test_fuzzed_bad_entries_are_dead_lettered_and_good_ones_billed_once(
 
     dead = await entries_of(redis, keys.dead_lane(invoicer.INPUT, invoicer.GROUP))
     got: dict[bytes, list[str]] = {}
+    runs = set()
     for _, fields in dead:
         record = parse_fields(fields)
         got.setdefault(record.origin_id.encode(), []).append(record.reason)
+        runs.add(record.attempts)
+    assert runs == {0}  # bad input never reaches a handler
     wrong = {
         entry_id: (reason, got.get(entry_id))
         for entry_id, reason in expected_reason.items()
@@ -343,7 +346,7 @@ async def test_exhausted_retries_are_dead_lettered_with_the_attempt_count(
     def always(attempt: int) -> None:
         raise ValueError(f"attempt {attempt}: cannot bill")
 
-    await Publisher(redis).publish("flaky.in", Order(id="o-3", sku="tea", quantity=1))
+    entry_id = await Publisher(redis).publish("flaky.in", Order(id="o-3", sku="tea", quantity=1))
     app = flaky_app(runs, policy, always)
     result = await run_until_idle(app, url=server.url, redis=redis, settings=RETRY_SETTINGS)
     assert runs.attempts == [1, 2, 3]
@@ -355,19 +358,13 @@ async def test_exhausted_retries_are_dead_lettered_with_the_attempt_count(
     assert (record.reason, record.attempts, record.exception) == (
         reasons.RETRIES_EXHAUSTED, policy.max_attempts, "ValueError",
     )  # fmt: skip
-    assert record.origin_stream == "flaky.in"
+    assert (record.origin_stream, record.origin_id) == ("flaky.in", entry_id)
     assert "attempt 3: cannot bill" in record.message
     assert order_id(record.fields) == "o-3"
     assert (await redis.xpending("flaky.in", "flaky.bill"))["pending"] == 0
     assert await redis.xlen(keys.retry_lane("flaky.in", "flaky.bill")) == 2  # two retries ran
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processor._fail (pipeline/processor.py) writes the retry lane's entry id as "
-    "dl:origin_id and the last failure's time as dl:first_failure_ms: a retried entry carries "
-    "neither its input id nor its first failure time into the retry lane",
-)
 async def test_a_retried_entry_is_dead_lettered_with_its_input_id_and_first_failure(
     server: EmbeddedServer, redis: Redis
 ) -> None:
@@ -438,6 +435,7 @@ async def test_a_poison_entry_is_dead_lettered_after_three_deaths_and_the_rest_f
     [(_, fields)] = await entries_of(redis, dead_lane)
     record = parse_fields(fields)
     assert (record.reason, record.origin_id) == (reasons.CRASH_LOOP, poison_entry)
+    assert record.attempts == poison_pill.MAX_DELIVERIES  # the runs that killed a worker
     assert order_id(record.fields) == f"o-{POISON_AT}"
     verdict = ledger.check(observed=await invoice_ids(redis, poison_pill.OUTPUT))
     assert verdict.ok, verdict.summary()
@@ -446,11 +444,6 @@ async def test_a_poison_entry_is_dead_lettered_after_three_deaths_and_the_rest_f
     log.info("poison: %d deaths; dead-letter record %s", deaths, record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="processor._fail (pipeline/processor.py) writes deliveries as dl:attempts: bad input "
-    "never run gets 1 (documented: 0) and a crash-looped entry run 3 times gets 4",
-)
 async def test_dead_letter_attempts_count_handler_runs_not_deliveries(
     server: EmbeddedServer, redis: Redis
 ) -> None:
