@@ -2,55 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.table import Table
 from rich.text import Text
 
+from gristmill.cli.connection import with_redis
 from gristmill.cli.output import err, fail, out, print_json
 from gristmill.cli.serve import settings_or_fail
-from gristmill.connect import redis_client, server_url
-from gristmill.errors import ServerError
 from gristmill.failures import lanes
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from redis.asyncio import Redis
 
     from gristmill.failures.deadletter import DeadLetterRecord
-    from gristmill.settings import Settings
 
 T = TypeVar("T")
 
 _ENTRY_ID = re.compile(r"\(?\d+(-\d+)?")
 _SHOW_MESSAGE_CHARS = 60
-
-
-def _run(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
-    """Connect (a configured URL or the embedded server), run `work`, close; errors name a fix."""
-    try:
-        with server_url(settings) as url:
-            return asyncio.run(_with_client(url, settings, work))
-    except ServerError as exc:
-        fail(str(exc), "set GRISTMILL_REDIS_URL to a reachable server, or check the data dir")
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        fail(f"cannot reach the server: {exc}", "check GRISTMILL_REDIS_URL and that it is up")
-
-
-async def _with_client(url: str, settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
-    client = redis_client(url, settings)
-    try:
-        return await work(client)
-    finally:
-        await client.aclose()
 
 
 def _selection(
@@ -160,7 +134,7 @@ def list_lanes(stream: str | None, group: str | None, scan_limit: int, as_json: 
             })  # fmt: skip
         return rows
 
-    rows = _run(settings, work)
+    rows = with_redis(settings, work)
     if as_json:
         print_json(rows)
         return
@@ -204,7 +178,7 @@ def show(
     async def work(redis: Redis) -> list[lanes.DeadEntry]:
         return [entry async for entry in lanes.read_entries(redis, stream, group, selection)]
 
-    entries = _run(settings, work)
+    entries = with_redis(settings, work)
     if entry_id is not None:
         if not entries:
             fail(
@@ -282,7 +256,7 @@ def replay(
             "skipped": result.skipped, "refused": result.refused,
         }  # fmt: skip
 
-    summary = _run(settings, work)
+    summary = with_redis(settings, work)
     if as_json:
         print_json(summary)
     elif dry_run:
@@ -318,7 +292,7 @@ def purge(
     async def select(redis: Redis) -> list[str]:
         return await lanes.select_ids(redis, stream, group, selection)
 
-    ids = _run(settings, select)
+    ids = with_redis(settings, select)
     deleted = 0
     if ids:
         if not yes:
@@ -327,7 +301,7 @@ def purge(
         async def delete(redis: Redis) -> int:
             return await lanes.delete(redis, stream, group, ids)
 
-        deleted = _run(settings, delete)
+        deleted = with_redis(settings, delete)
     if as_json:
         print_json({"dead_lane": dead, "selected": len(ids), "deleted": deleted})
     else:

@@ -6,18 +6,14 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 import click
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.markup import escape
 from rich.table import Table
 
+from gristmill.cli.connection import with_redis
 from gristmill.cli.output import fail, out, print_json
 from gristmill.cli.serve import settings_or_fail
-from gristmill.connect import redis_client, server_url
-from gristmill.errors import IncompatibleSchema, SchemaError, ServerError
+from gristmill.errors import IncompatibleSchema, SchemaError
 from gristmill.schemas.codegen import StubSource, render_stubs
 from gristmill.schemas.compat import Mode, check_compatible
 from gristmill.schemas.descriptors import file_set_of
@@ -41,23 +37,8 @@ _INCLUDE = click.option(
 
 def _with_registry(work: Callable[[SchemaRegistry], Awaitable[_T]]) -> _T:
     settings = settings_or_fail()
-
-    async def run(url: str) -> _T:
-        redis = redis_client(url, settings)
-        try:
-            return await work(SchemaRegistry(redis, settings.key_prefix))
-        finally:
-            await redis.aclose()
-
     try:
-        with server_url(settings) as url:
-            return anyio.run(run, url)
-    except (ServerError, RedisConnectionError, RedisTimeoutError) as exc:
-        fail(f"cannot reach the server: {exc}", "set GRISTMILL_REDIS_URL to a reachable server")
-    except RedisError as exc:
-        fail(
-            f"the server refused: {exc}", "check the server's ACL for this user (HGET, EVALSHA...)"
-        )
+        return with_redis(settings, lambda redis: work(SchemaRegistry(redis, settings.key_prefix)))
     except IncompatibleSchema as exc:
         fail(str(exc), "keep the field's type and number, or reserve it and use a new number", 1)
     except SchemaError as exc:
