@@ -90,7 +90,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         metavar="DIR",
-        help="run gristmill (one worker) under cProfile, writing .prof files to DIR",
+        help="run gristmill (one worker) under cProfile, writing .prof files to DIR, and "
+        "write each system's INFO commandstats there",
     )
     return parser.parse_args(argv)
 

@@ -156,11 +156,30 @@ def _stream_system(
         )  # fmt: skip
     else:
         bench.prefill(streams[0], size, ids.order)
+    profile_dir = os.environ.get(PROFILE_ENV)
+    if profile_dir:
+        bench.redis.config_resetstat()  # the commands of this system's run only
     process = bench.launch(system, command, env)
     try:
         return bench.time_outputs(bench.count_entries(streams[-1]), size, process)
     finally:
         process.stop()
+        if profile_dir:
+            _write_commandstats(bench, Path(profile_dir), system, len(streams) - 1)
+
+
+def _write_commandstats(bench: Bench, directory: Path, system: str, stages: int) -> None:
+    """The server's side of a profile: time per command (scripts include their calls)."""
+    stats = bench.redis.info("commandstats")
+    lines = [f"{system}, {stages} stage(s): server time per command (INFO commandstats)"]
+    for command, figures in sorted(stats.items(), key=lambda item: -int(item[1]["usec"])):
+        lines.append(
+            f"{command:32} calls {figures['calls']:>9}  usec {figures['usec']:>10}  "
+            f"usec/call {figures['usec_per_call']:>9}"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (directory / f"{system}-{stages}-{stamp}-commandstats.txt").write_text("\n".join(lines) + "\n")
 
 
 def _arq(bench: Bench, size: int) -> Timing:
