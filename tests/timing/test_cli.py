@@ -125,3 +125,10 @@ def test_a_bad_limit_names_the_fix(cli: CliRunner, db: sync_redis.Redis) -> None
     result = run(cli, "list", "orders", "--limit", "0")
     assert result.exit_code == 2
     assert "fix:" in result.stderr
+
+
+def test_an_unreachable_server_names_the_fix() -> None:
+    runner = CliRunner(env={"GRISTMILL_REDIS_URL": "redis://127.0.0.1:1/0"})
+    result = runner.invoke(runtime, ["delayed", "stats"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "GRISTMILL_REDIS_URL" in result.stderr

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from redis.exceptions import RedisError
 from rich.markup import escape
 from rich.table import Table
 
 from gristmill import keys
+from gristmill.cli.connection import with_redis
 from gristmill.cli.output import fail, out, print_json
 from gristmill.cli.serve import settings_or_fail
-from gristmill.connect import redis_client, server_url
 from gristmill.envelope import PAYLOAD, SCHEMA_ID
 from gristmill.timing.delayed import DelayedStore
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from redis.asyncio import Redis
+
     from gristmill.timing.delayed import DelayedEntry, StoreStats
 
 T = TypeVar("T")
-FIX_SERVER = "check GRISTMILL_REDIS_URL and that the server is up"
 
 
 def _when(ms: int | None) -> str:
@@ -37,24 +36,16 @@ def _when(ms: int | None) -> str:
 def _with_store(action: Callable[[DelayedStore], Awaitable[T]]) -> T:
     settings = settings_or_fail()
 
-    async def main(url: str) -> T:
-        redis = redis_client(url, settings)
-        try:
-            store = DelayedStore(
-                redis,
-                prefix=settings.key_prefix,
-                layout=settings.delayed_layout,
-                bucket_ms=settings.delayed_bucket_ms,
-            )
-            return await action(store)
-        finally:
-            await redis.aclose()
+    async def work(redis: Redis) -> T:
+        store = DelayedStore(
+            redis,
+            prefix=settings.key_prefix,
+            layout=settings.delayed_layout,
+            bucket_ms=settings.delayed_bucket_ms,
+        )
+        return await action(store)
 
-    try:
-        with server_url(settings, announce=False) as url:
-            return asyncio.run(main(url))
-    except (RedisError, OSError) as exc:
-        fail(f"cannot read the delayed store: {exc}", FIX_SERVER)
+    return with_redis(settings, work, announce=False)
 
 
 @click.group()
