@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from gristmill import keys
+from gristmill.clock import FakeClock
 from gristmill.timing.leader import Lease
 
 if TYPE_CHECKING:
@@ -99,3 +100,10 @@ async def test_hold_needs_an_acquired_lease(redis: Redis) -> None:
 def test_bad_timings_are_refused(ttl_ms: int, renew_ms: int | None) -> None:
     with pytest.raises(ValueError, match="ms"):
         Lease(None, "sweeper", ttl_ms=ttl_ms, renew_ms=renew_ms)  # type: ignore[arg-type]
+
+
+async def test_a_term_records_when_it_began(redis: Redis) -> None:
+    lease = Lease(redis, "sweeper", clock=FakeClock(1_700_000_000_000))
+    assert lease.acquired_at_ms is None
+    assert await lease.acquire()
+    assert lease.acquired_at_ms == 1_700_000_000_000

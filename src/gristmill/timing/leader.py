@@ -20,6 +20,7 @@ import anyio
 from redis.exceptions import RedisError
 
 from gristmill import keys, scripts
+from gristmill.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -42,6 +43,8 @@ class Lease:
         ttl_ms: how long the lease lives without renewal; bounds failover time.
         renew_ms: how often the holder renews (and a contender retries); default ttl / 3.
         prefix: the key prefix (settings.key_prefix).
+        clock: wall time for `acquired_at_ms` only; expiry is judged by the server's PX and
+            our monotonic clock, never by wall time (a clock step must not extend a lease).
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class Lease:
         ttl_ms: int = 2000,
         renew_ms: int | None = None,
         prefix: str = keys.DEFAULT_PREFIX,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if ttl_ms < 30:
             raise ValueError(f"ttl_ms {ttl_ms}: too short to renew in time; use 30 or more")
@@ -67,6 +71,8 @@ class Lease:
         self._valid_until = 0.0  # monotonic: when the lease may expire, at the latest
         self._body: anyio.CancelScope | None = None
         self._lost: anyio.Event | None = None  # made in the event loop, on first use
+        self.clock = clock
+        self.acquired_at_ms: int | None = None  # wall time the current term began
 
     @staticmethod
     def _new_token() -> str:
@@ -98,6 +104,7 @@ class Lease:
             return False
         self._token = token
         self._held = True
+        self.acquired_at_ms = self.clock.now_ms()
         self._valid_until = sent + self._margin_ttl_s()
         self._lost = anyio.Event()
         log.info("lease acquired", extra={"role": self.role, "token": token})
