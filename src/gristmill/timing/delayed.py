@@ -305,25 +305,27 @@ class DelayedStore:
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def stats(self, stream: str) -> StoreStats:
-        """Counts and the release-time range of `stream`'s store (reads every bucket length)."""
+        """Counts and the release-time range of `stream`'s store.
+
+        Bucket members are found with ZSCAN MATCH on the server (a packed entry never starts
+        with a digit), so a large zset-layout store is not sent over the wire to be counted.
+        """
         store = keys.delayed_store(stream)
-        entries = buckets = 0
-        start = 0
+        refs: set[bytes] = set()  # ZSCAN may return a member twice across a rehash
+        cursor = 0
         while True:
-            members = [
-                _as_bytes(m) for m in await self.redis.zrange(store, start, start + MAX_BATCH - 1)
-            ]
-            if not members:
+            cursor, page = await self.redis.zscan(store, cursor, match="[0-9]*", count=10_000)
+            refs.update(_as_bytes(member) for member, _ in page)
+            if cursor == 0:
                 break
-            refs = [m for m in members if not is_packed_entry(m)]
-            entries += len(members) - len(refs)
-            buckets += len(refs)
-            if refs:
-                pipe = self.redis.pipeline(transaction=False)
-                for ref in refs:
-                    pipe.llen(keys.delayed_bucket(stream, int(ref)))
-                entries += sum(int(n) for n in await pipe.execute())
-            start += MAX_BATCH
+        entries = int(await self.redis.zcard(store)) - len(refs)
+        ordered = sorted(refs)
+        for start in range(0, len(ordered), MAX_BATCH):
+            pipe = self.redis.pipeline(transaction=False)
+            for ref in ordered[start : start + MAX_BATCH]:
+                pipe.llen(keys.delayed_bucket(stream, int(ref)))
+            entries += sum(int(n) for n in await pipe.execute())
+        buckets = len(refs)
         first = _scored(await self.redis.zrange(store, 0, 0, withscores=True))
         last = _scored(await self.redis.zrange(store, -1, -1, withscores=True))
         return StoreStats(
