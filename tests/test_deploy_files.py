@@ -36,7 +36,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 CHART = ROOT / "helm" / "gristmill"
 VALUES = CHART / "values.yaml"
 DEPLOYMENT_TEMPLATE = CHART / "templates" / "deployment.yaml"
-EXAMPLE = ROOT / "helm" / "examples" / "default.yaml"
+EXAMPLES = ROOT / "helm" / "examples"
 
 # After `grace` the runtime cancels what still runs, then spends up to 2 s forgetting its
 # consumer and closing connections (runtime.py); 5 s leaves room for that and the exit.
@@ -295,24 +295,54 @@ def test_no_probe_or_healthcheck_while_the_cli_has_no_health_command() -> None:
 
 
 # -- the helm values --------------------------------------------------------------------------
+# Each release is (values file over the chart's values.yaml, or None; its hand-rendered example).
+
+RELEASES = {
+    "default": (None, EXAMPLES / "default.yaml"),
+    "split": (EXAMPLES / "split-values.yaml", EXAMPLES / "split.yaml"),
+}
 
 
-def chart_values() -> dict[str, Any]:
-    (values,) = load_yaml_documents(VALUES.read_text())
-    assert isinstance(values, dict)
-    return values
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's rule for `-f values`: mappings merge key by key; anything else is replaced."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
-def services() -> list[dict[str, Any]]:
-    listed = chart_values()["services"]
-    assert isinstance(listed, list)
-    assert listed
-    return listed
+def yaml_mapping(path: Path) -> dict[str, Any]:
+    (document,) = load_yaml_documents(path.read_text())
+    assert isinstance(document, dict), path
+    return document
 
 
-def merged_settings(service: dict[str, Any]) -> dict[str, Any]:
+def release_values(release: str) -> dict[str, Any]:
+    """The values a release renders with: the chart's, under the release's own file."""
+    override, _ = RELEASES[release]
+    values = yaml_mapping(VALUES)
+    return merged(values, yaml_mapping(override)) if override else values
+
+
+def release_services() -> list[tuple[str, dict[str, Any]]]:
+    """(release, service) for every service of every release."""
+    return [
+        (release, service)
+        for release in RELEASES
+        for service in release_values(release)["services"]
+    ]
+
+
+def merged_settings(values: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
     """What the template merges: the service's settings over the release-wide ones."""
-    return {**(chart_values().get("settings") or {}), **(service.get("settings") or {})}
+    return {**(values.get("settings") or {}), **(service.get("settings") or {})}
+
+
+def termination_grace(values: dict[str, Any], service: dict[str, Any]) -> Any:
+    return service.get("terminationGracePeriodSeconds") or values["terminationGracePeriodSeconds"]
 
 
 def env_value(value: Any) -> str:
@@ -320,33 +350,38 @@ def env_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def service_ids() -> Iterator[str]:
-    return (str(service.get("name")) for service in services())
+SERVICE_CASES = pytest.mark.parametrize(
+    ("release", "service"),
+    release_services(),
+    ids=[f"{release}-{service.get('name')}" for release, service in release_services()],
+)
 
 
-@pytest.mark.parametrize("service", services(), ids=list(service_ids()))
-def test_each_service_serves_a_gristmill_app(service: dict[str, Any]) -> None:
+@SERVICE_CASES
+def test_each_service_serves_a_gristmill_app(release: str, service: dict[str, Any]) -> None:
     app = load_app(service["app"])
     assert isinstance(app, App)
     unknown = set(service.get("only") or ()) - set(app.processors) - set(app.tickers)
     assert not unknown, f"{service['name']}: `only` names no processor of {service['app']}"
 
 
-def test_service_names_are_unique_dns_labels() -> None:
-    names = [service["name"] for service in services()]
+@pytest.mark.parametrize("release", RELEASES)
+def test_service_names_are_unique_dns_labels(release: str) -> None:
+    names = [service["name"] for service in release_values(release)["services"]]
+    assert names
     assert len(set(names)) == len(names)
     for name in names:
         # the Deployment is <release>-gristmill-<name>: 40 + 1 + 22 stays within 63
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", name), name
 
 
-@pytest.mark.parametrize("service", services(), ids=list(service_ids()))
+@SERVICE_CASES
 def test_each_service_gets_settings_the_runtime_accepts(
-    service: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    release: str, service: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(name)
-    settings = merged_settings(service)
+    settings = merged_settings(release_values(release), service)
     assert "redis_url" not in settings, "the Redis URL comes from the Secret, never the values"
     for field, value in settings.items():
         assert field in Settings.model_fields, f"{field}: not a gristmill setting"
@@ -356,12 +391,12 @@ def test_each_service_gets_settings_the_runtime_accepts(
     assert not loaded.embedded
 
 
-@pytest.mark.parametrize("service", services(), ids=list(service_ids()))
-def test_termination_grace_outlasts_the_drain(service: dict[str, Any]) -> None:
-    grace = float(merged_settings(service).get("grace", Settings.model_fields["grace"].default))
-    termination = service.get("terminationGracePeriodSeconds") or chart_values().get(
-        "terminationGracePeriodSeconds"
-    )
+@SERVICE_CASES
+def test_termination_grace_outlasts_the_drain(release: str, service: dict[str, Any]) -> None:
+    values = release_values(release)
+    default_grace = Settings.model_fields["grace"].default
+    grace = float(merged_settings(values, service).get("grace", default_grace))
+    termination = termination_grace(values, service)
     assert isinstance(termination, int), "the pod spec takes whole seconds"
     assert termination >= grace + DRAIN_TAIL_S, (
         f"{service['name']}: SIGKILL after {termination} s would cut a {grace} s drain short"
@@ -409,47 +444,58 @@ def test_the_secret_finder_finds_secrets() -> None:
     assert secrets_in("redis:\n  existingSecret: gristmill-redis\n  secretKey: url\n") == []
 
 
-def test_no_secret_in_values_or_examples() -> None:
-    assert secrets_in(VALUES.read_text()) == []
-    assert secrets_in(EXAMPLE.read_text()) == []
-    redis = chart_values()["redis"]
-    assert set(redis) == {"existingSecret", "secretKey"}, "only a reference to a Secret"
+@pytest.mark.parametrize(
+    "path", [VALUES, *sorted(EXAMPLES.glob("*.yaml"))], ids=lambda path: path.name
+)
+def test_no_secret_in_values_or_examples(path: Path) -> None:
+    assert secrets_in(path.read_text()) == []
 
 
-# -- the hand-rendered example against the values and the template ---------------------------
+@pytest.mark.parametrize("release", RELEASES)
+def test_redis_is_only_a_reference_to_a_secret(release: str) -> None:
+    assert set(release_values(release)["redis"]) == {"existingSecret", "secretKey"}
 
 
-def example_objects(kind: str) -> dict[str, dict[str, Any]]:
-    objects = [doc for doc in load_yaml_documents(EXAMPLE.read_text()) if doc["kind"] == kind]
+# -- the hand-rendered examples against the values and the template --------------------------
+
+
+def example_objects(release: str, kind: str) -> dict[str, dict[str, Any]]:
+    """The example's objects of `kind`, by the service they belong to."""
+    _, example = RELEASES[release]
+    documents = load_yaml_documents(example.read_text())
+    objects = [document for document in documents if document["kind"] == kind]
     return {obj["metadata"]["labels"]["app.kubernetes.io/component"]: obj for obj in objects}
 
 
-def test_the_example_renders_one_deployment_per_service() -> None:
-    deployments = example_objects("Deployment")
-    assert set(deployments) == {service["name"] for service in services()}
-    for service in services():
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_example_renders_one_deployment_per_service(release: str) -> None:
+    values = release_values(release)
+    deployments = example_objects(release, "Deployment")
+    assert set(deployments) == {service["name"] for service in values["services"]}
+    for service in values["services"]:
         spec = deployments[service["name"]]["spec"]
         pod = spec["template"]["spec"]
         (container,) = pod["containers"]
         assert spec["replicas"] == service.get("replicas", 1)
-        assert container["args"][0] == service["app"]
-        assert pod["terminationGracePeriodSeconds"] == (
-            service.get("terminationGracePeriodSeconds")
-            or chart_values()["terminationGracePeriodSeconds"]
-        )
+        only = [arg for name in service.get("only") or () for arg in ("--only", name)]
+        assert container["args"] == [service["app"], *only]
+        tag = values["image"]["tag"] or yaml_mapping(CHART / "Chart.yaml")["appVersion"]
+        assert container["image"] == f"{values['image']['repository']}:{tag}"
+        assert pod["terminationGracePeriodSeconds"] == termination_grace(values, service)
         env = {item["name"]: item for item in container["env"]}
         secret_ref = env.pop(env_name("redis_url"))["valueFrom"]["secretKeyRef"]
         assert secret_ref == {
-            "name": chart_values()["redis"]["existingSecret"],
-            "key": chart_values()["redis"]["secretKey"],
+            "name": values["redis"]["existingSecret"],
+            "key": values["redis"]["secretKey"],
         }
-        expected = {env_name(k): env_value(v) for k, v in merged_settings(service).items()}
+        expected = {env_name(k): env_value(v) for k, v in merged_settings(values, service).items()}
         assert {name: item["value"] for name, item in env.items()} == expected
-        assert container["resources"] == service.get("resources", chart_values()["resources"])
+        assert container["resources"] == service.get("resources", values["resources"])
 
 
-def test_the_example_pods_are_locked_down() -> None:
-    for deployment in example_objects("Deployment").values():
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_example_pods_are_locked_down(release: str) -> None:
+    for deployment in example_objects(release, "Deployment").values():
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -461,19 +507,22 @@ def test_the_example_pods_are_locked_down() -> None:
         assert "emptyDir" in volumes[mounts["/tmp"]], "protoc needs a writable /tmp"
 
 
-def test_the_example_has_a_disruption_budget_per_service() -> None:
-    budgets = example_objects("PodDisruptionBudget")
-    if chart_values()["podDisruptionBudget"]["enabled"]:
-        assert set(budgets) == {service["name"] for service in services()}
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_example_has_a_disruption_budget_per_service_if_enabled(release: str) -> None:
+    values = release_values(release)
+    budgets = example_objects(release, "PodDisruptionBudget")
+    if values["podDisruptionBudget"]["enabled"]:
+        assert set(budgets) == {service["name"] for service in values["services"]}
     else:
         assert not budgets
 
 
-def test_the_template_still_says_what_the_example_shows() -> None:
-    # without helm the example is rendered by hand; these lines must appear in both, so an
-    # edit to one without the other fails here
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_template_still_says_what_the_example_shows(release: str) -> None:
+    # without helm the examples are rendered by hand; these lines must appear in the template
+    # and in every example, so an edit to one without the others fails here
     template = DEPLOYMENT_TEMPLATE.read_text()
-    example = EXAMPLE.read_text()
+    example = RELEASES[release][1].read_text()
     for line in (
         "automountServiceAccountToken: false",
         "enableServiceLinks: false",
@@ -492,7 +541,7 @@ def test_the_template_still_says_what_the_example_shows() -> None:
     assert f"runAsUser: {user}" in template, "the pod's uid is the image's USER"
 
 
-def test_an_unknown_app_is_refused() -> None:
-    # the import check above can fail: a target that is not an App is refused
+def test_an_app_target_that_is_no_app_is_refused() -> None:
+    # what the import check above relies on: a target that is not an App is refused
     with pytest.raises(ConfigError, match="not a gristmill App"):
         load_app("services.schemas:ORDERS")
