@@ -8,10 +8,16 @@ import anyio
 import pytest
 from redis.exceptions import ResponseError
 
-from gristmill import keys
+from gristmill import keys, scripts
 from gristmill.clock import FakeClock
 from gristmill.timing.delayed import DelayedStore, Layout
-from gristmill.timing.packing import FIELD_CODES
+from gristmill.timing.packing import (
+    FIELD_CODES,
+    pack_array_header,
+    pack_entry,
+    pack_str,
+    pack_uint,
+)
 from tests.timing.streams import read_entries, read_fields
 
 if TYPE_CHECKING:
@@ -258,3 +264,16 @@ async def test_a_target_that_is_not_a_stream_is_refused_before_any_write(redis: 
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await store.move_now("orders")
     assert (await store.stats("orders")).entries == 1  # still waiting, not lost
+
+
+async def test_a_batch_with_a_bad_member_writes_nothing(redis: Redis) -> None:
+    blob = pack_array_header(6) + b"".join(
+        (pack_uint(1), pack_uint(T0), pack_str(pack_entry(entry(1))))
+        + (pack_uint(1), pack_uint(T0), pack_str(b"123"))  # not a packed entry
+    )
+    store_key = keys.delayed_store("orders")
+    with pytest.raises(ResponseError, match="not packed"):
+        await scripts.load("delayed_schedule")(
+            redis, [store_key], [keys.delayed_wake(), 1000, blob]
+        )
+    assert await redis.exists(store_key, keys.delayed_bucket("orders", T0)) == 0

@@ -40,20 +40,38 @@ FIELD_CODES: tuple[bytes, ...] = (
     TRACESTATE,
 )
 _CODE_OF = {name: index + 1 for index, name in enumerate(FIELD_CODES)}
+_CODE_BYTES = {code: bytes((code,)) for code in _CODE_OF.values()}  # msgpack positive fixint
 _ARRAY_FIRST_BYTES = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
 
 
-def _pack_str(value: bytes, out: list[bytes]) -> None:
+def pack_array_header(count: int) -> bytes:
+    """The msgpack header of an array of `count` items."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)
+
+
+def pack_uint(value: int) -> bytes:
+    """A msgpack unsigned integer (up to 2**53: Lua reads numbers as doubles)."""
+    if value < 0x80:
+        return bytes((value,))
+    if value < 0x100000000:
+        return b"\xce" + struct.pack(">I", value)
+    return b"\xcf" + struct.pack(">Q", value)
+
+
+def pack_str(value: bytes) -> bytes:
+    """A msgpack str of `value` (raw bytes: Redis' cmsgpack reads str, not bin)."""
     size = len(value)
     if size < 32:
-        out.append(bytes((0xA0 | size,)))
-    elif size < 0x100:
-        out.append(bytes((0xD9, size)))
-    elif size < 0x10000:
-        out.append(b"\xda" + struct.pack(">H", size))
-    else:
-        out.append(b"\xdb" + struct.pack(">I", size))
-    out.append(value)
+        return bytes((0xA0 | size,)) + value
+    if size < 0x100:
+        return bytes((0xD9, size)) + value
+    if size < 0x10000:
+        return b"\xda" + struct.pack(">H", size) + value
+    return b"\xdb" + struct.pack(">I", size) + value
 
 
 def pack_entry(fields: Sequence[bytes]) -> bytes:
@@ -65,15 +83,12 @@ def pack_entry(fields: Sequence[bytes]) -> bytes:
     count = len(fields)
     if count == 0 or count % 2:
         raise ValueError(f"expected name/value pairs, got {count} fields")
-    out: list[bytes] = [
-        bytes((0x90 | count,)) if count < 16 else b"\xdc" + struct.pack(">H", count)
-    ]
-    for index, item in enumerate(fields):
-        code = _CODE_OF.get(item) if index % 2 == 0 else None
-        if code is None:
-            _pack_str(bytes(item), out)
-        else:
-            out.append(bytes((code,)))  # msgpack positive fixint
+    out = [pack_array_header(count)]
+    for index in range(0, count, 2):
+        name = fields[index]
+        code = _CODE_OF.get(name)
+        out.append(pack_str(bytes(name)) if code is None else _CODE_BYTES[code])
+        out.append(pack_str(bytes(fields[index + 1])))
     return b"".join(out)
 
 
