@@ -277,3 +277,9 @@ async def test_a_batch_with_a_bad_member_writes_nothing(redis: Redis) -> None:
             redis, [store_key], [keys.delayed_wake(), 1000, blob]
         )
     assert await redis.exists(store_key, keys.delayed_bucket("orders", T0)) == 0
+
+
+@pytest.mark.parametrize("name", ["Long", "a b", "x" * 33, "{tag}", "a:b"])
+async def test_execution_class_names_are_plain(redis: Redis, name: str) -> None:
+    with pytest.raises(ValueError, match="execution class"):
+        await make_store(redis).schedule("orders", entry(1), T0, execution_class=name)

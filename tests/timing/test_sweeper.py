@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from gristmill.clock import SYSTEM_CLOCK
+from gristmill.clock import SYSTEM_CLOCK, FakeClock
 from gristmill.settings import Settings
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.leader import Lease
@@ -157,3 +157,16 @@ async def test_a_broken_target_does_not_stop_the_others(redis: Redis) -> None:
     await sweeper.sweep_pass()
     assert await payload_counts(redis, "orders") == Counter([2])
     assert (await sweeper.store.stats("broken")).entries == 1
+
+
+async def test_a_given_clock_decides_what_is_due(redis: Redis) -> None:
+    clock = FakeClock(SYSTEM_CLOCK.now_ms())
+    store = DelayedStore(redis, bucket_ms=10)
+    sweeper = Sweeper(redis, store, Lease(redis, "sweeper"), clock=clock)
+    await store.schedule("orders", entry(1), clock.now_ms() + 3_600_000)
+    assert await sweeper.lease.acquire()
+    await sweeper.sweep_pass()
+    assert sweeper.counts.moved == 0
+    clock.advance(3600)
+    await sweeper.sweep_pass()
+    assert sweeper.counts.moved == 1

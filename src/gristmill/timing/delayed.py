@@ -16,6 +16,7 @@ the sweep is scripts/delayed_sweep.lua, one bounded batch per call.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 Layout = Literal["buckets", "zset"]
 MAX_BATCH = 1000  # entries per script call: ~2.5 ms of server time (FACTS.md)
+_CLASS_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 FOREVER_MS = 253_402_300_799_999  # 9999-12-31: "everything", for move-now
 
 
@@ -155,6 +157,10 @@ class DelayedStore:
         Returns:
             The number of entries parked.
         """
+        if execution_class and not _CLASS_NAME.fullmatch(execution_class):
+            raise ValueError(
+                f"execution class {execution_class!r}: expected 1-32 of a-z 0-9 _ - (like 'long')"
+            )
         by_slot: dict[int, list[tuple[str, bytes, int]]] = {}
         routes: dict[str, tuple[str, list[tuple[str, bytes, int]]]] = {}  # stream -> store, slot
         for stream, fields, due_ms in items:
