@@ -72,6 +72,11 @@ def delayed_sequence(stream: str) -> str:
     return f"{slot_prefix(stream)}:delayed:seq"
 
 
+def delayed_fence(stream: str) -> str:
+    """String: the highest sweeper lease epoch that swept `stream`'s store (Cluster fencing)."""
+    return f"{slot_prefix(stream)}:delayed:fence"
+
+
 def class_lane(stream: str, execution_class: str) -> str:
     """The stream where delayed entries of `stream` in `execution_class` (e.g. long) arrive."""
     return f"{slot_prefix(stream)}:class:{execution_class}"
@@ -103,6 +108,11 @@ def subjects(prefix: str = DEFAULT_PREFIX) -> str:
 def lease(role: str, prefix: str = DEFAULT_PREFIX) -> str:
     """String: the token of the current holder of `role` (set with NX PX)."""
     return f"{prefix}lease:{role}"
+
+
+def lease_epoch(role: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Counter: one more for each term of `role`'s lease; orders leaders for fencing."""
+    return f"{prefix}lease:{role}:epoch"
 
 
 def delayed_targets(prefix: str = DEFAULT_PREFIX) -> str:

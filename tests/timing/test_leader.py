@@ -107,3 +107,14 @@ async def test_a_term_records_when_it_began(redis: Redis) -> None:
     assert lease.acquired_at_ms is None
     assert await lease.acquire()
     assert lease.acquired_at_ms == 1_700_000_000_000
+
+
+async def test_every_term_has_a_larger_epoch_and_a_lost_race_costs_none(redis: Redis) -> None:
+    first, second = Lease(redis, "sweeper"), Lease(redis, "sweeper")
+    assert await first.acquire()
+    assert not await second.acquire()
+    assert not await second.acquire()
+    assert await first.release()
+    assert await second.acquire()
+    assert second.epoch == first.epoch + 1
+    assert second.token.startswith(f"{second.epoch}:")

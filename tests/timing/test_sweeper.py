@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
+from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, FakeClock
 from gristmill.settings import Settings
 from gristmill.timing.delayed import DelayedStore
@@ -170,3 +171,33 @@ async def test_a_given_clock_decides_what_is_due(redis: Redis) -> None:
     clock.advance(3601)  # past the bucket end the due time rounds up to
     await sweeper.sweep_pass()
     assert sweeper.counts.moved == 1
+
+
+async def test_epoch_fencing_refuses_an_older_leader_where_a_newer_one_swept(
+    redis: Redis,
+) -> None:
+    due = SYSTEM_CLOCK.now_ms() - 1000
+    store = DelayedStore(redis, bucket_ms=10)
+    old = Sweeper(redis, store, Lease(redis, "sweeper", ttl_ms=100), fencing="epoch")
+    new = Sweeper(redis, store, Lease(redis, "sweeper"), fencing="epoch")
+    await store.schedule("orders", entry(1), due)
+    assert await old.lease.acquire()
+    await old.sweep_pass()
+    assert await redis.get(keys.delayed_fence("orders")) == str(old.lease.epoch).encode()
+    await redis.delete(old.lease.key)  # as if it expired while the old leader was paused
+    assert await new.lease.acquire()
+    assert new.lease.epoch > old.lease.epoch
+    await store.schedule("orders", entry(2), due)
+    await new.sweep_pass()  # the new leader's first pass fences every store
+    await store.schedule("orders", entry(3), due)
+    await old.sweep_pass()
+    assert old.counts.refused == 1
+    assert await payload_counts(redis, "orders") == Counter([1, 2])
+    assert (await store.stats("orders")).entries == 1  # entry 3 waits for the real leader
+
+
+async def test_epoch_fences_live_in_their_store_slot() -> None:
+    for stream in ("orders", "{eu}.orders"):
+        slot = keys.key_slot(keys.delayed_store(stream).encode())
+        assert keys.key_slot(keys.delayed_fence(stream).encode()) == slot
+        assert keys.key_slot(stream.encode()) == slot

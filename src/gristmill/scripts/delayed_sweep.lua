@@ -1,13 +1,16 @@
 --[[ delayed_sweep: move due entries of one delayed store into its target stream, in one step:
   check the caller's lease token (fencing), read the due entries, XADD each, remove them.
-  KEYS[1] lease key (keys.lease('sweeper', prefix))   KEYS[2] delayed store of the target
-  KEYS[3] target stream
-  ARGV[1] lease token; '' only for an operator's move-now (no leader involved)
+  KEYS[1] fencing 'lease': the lease key (keys.lease('sweeper', prefix)), compared with the
+          token; fencing 'epoch' (Cluster, where the lease key is in another slot): the
+          store's fence (keys.delayed_fence(target)), the highest lease epoch that swept it
+  KEYS[2] delayed store of the target   KEYS[3] target stream
+  ARGV[1] lease token ('<epoch>:...'); '' only for an operator's move-now (no leader involved)
   ARGV[2] release what is due at or before this ms; '' : now by the server's TIME (so a
           skewed client clock cannot release early)
   ARGV[3] at most this many entries (<= 1000 keeps the script near 2.5 ms)
   ARGV[4] eager horizon ms: when every group of the target has no lag and nothing pending,
           also release entries due within this horizon (0: off)
+  ARGV[5] fencing: 'lease' or 'epoch' (see KEYS[1])
   Returns {status, moved, next release ms of the store or -1, the now used}
     status 1: swept   0: refused, the token is not the lease holder's (nothing written) ]]
 
@@ -16,8 +19,17 @@ local NAMES = {'schema_id', 'payload', 'encoding', 'key', 'attempt', 'origin',
                'traceparent', 'tracestate'}
 
 local token = ARGV[1]
-if token ~= '' and redis.call('GET', KEYS[1]) ~= token then
-  return {0, 0, -1, 0}
+if token ~= '' then
+  if ARGV[5] == 'epoch' then
+    -- weaker than the lease check: an older leader is refused only by stores a newer one
+    -- already swept (a new leader sweeps every store in its first pass)
+    local epoch = tonumber(string.match(token, '^(%d+):'))
+    local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
+    if epoch == nil or epoch < fence then return {0, 0, -1, 0} end
+    if epoch > fence then redis.call('SET', KEYS[1], epoch) end
+  elseif redis.call('GET', KEYS[1]) ~= token then
+    return {0, 0, -1, 0}
+  end
 end
 local now
 if ARGV[2] == '' then

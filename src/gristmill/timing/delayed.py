@@ -41,11 +41,12 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
-__all__ = ("DelayedEntry", "DelayedStore", "StoreStats", "SweepResult", "pack_entry")
+__all__ = ("DelayedEntry", "DelayedStore", "Fencing", "StoreStats", "SweepResult", "pack_entry")
 
 log = logging.getLogger(__name__)
 
 Layout = Literal["buckets", "zset"]
+Fencing = Literal["lease", "epoch"]
 MAX_BATCH = 1000  # entries per script call: ~2.5 ms of server time (FACTS.md)
 _CLASS_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 FOREVER_MS = 253_402_300_799_999  # 9999-12-31: "everything", for move-now
@@ -277,18 +278,25 @@ class DelayedStore:
         up_to_ms: int | None = None,
         limit: int = MAX_BATCH,
         eager_horizon_ms: int = 0,
+        fencing: Fencing = "lease",
     ) -> SweepResult:
         """Move up to `limit` due entries of `stream`'s store into `stream`, in one script.
 
         `token` is the caller's lease token, checked inside the script (fencing); '' skips the
         check and is only for an operator's move-now. `up_to_ms` None uses the server's time.
+        With `fencing="epoch"` (Redis Cluster) `lease_key` is ignored and the token's epoch is
+        checked against the store's fence key, which lives in the store's slot.
         """
         if not 0 < limit <= MAX_BATCH:
             raise ValueError(f"limit {limit}: expected 1..{MAX_BATCH}")
         status, moved, next_release, now_ms = await scripts.load("delayed_sweep")(
             self.redis,
-            [lease_key, keys.delayed_store(stream), stream],
-            [token, "" if up_to_ms is None else up_to_ms, limit, eager_horizon_ms],
+            [
+                keys.delayed_fence(stream) if fencing == "epoch" else lease_key,
+                keys.delayed_store(stream),
+                stream,
+            ],
+            [token, "" if up_to_ms is None else up_to_ms, limit, eager_horizon_ms, fencing],
         )
         return SweepResult(
             refused=int(status) == 0,

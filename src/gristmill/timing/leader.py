@@ -66,6 +66,7 @@ class Lease:
         if not 0 < self.renew_ms < ttl_ms:
             raise ValueError(f"renew_ms {self.renew_ms}: expected 1..{ttl_ms - 1} (below ttl)")
         self.key = keys.lease(role, prefix)
+        self.epoch_key = keys.lease_epoch(role, prefix)
         self._token = self._new_token()
         self._held = False
         self._valid_until = 0.0  # monotonic: when the lease may expire, at the latest
@@ -75,9 +76,15 @@ class Lease:
         self.acquired_at_ms: int | None = None  # wall time the current term began
 
     @staticmethod
-    def _new_token() -> str:
-        # who holds it, for operators reading the key; the random part makes each term unique
-        return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+    def _new_token(epoch: int = 0) -> str:
+        # the epoch orders terms (fencing in Cluster); host and pid tell operators who holds
+        # it; the random part keeps tokens unique even if the epoch counter was lost
+        return f"{epoch}:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+
+    @property
+    def epoch(self) -> int:
+        """The current term's number: larger for every later term of this role."""
+        return int(self._token.split(":", 1)[0])
 
     @property
     def token(self) -> str:
@@ -98,7 +105,10 @@ class Lease:
 
     async def acquire(self) -> bool:
         """Try once to take the lease; True if this process now holds it."""
-        token = self._new_token()
+        if await self.redis.exists(self.key):
+            return False  # held: do not spend an epoch on a try that cannot win
+        epoch = int(await self.redis.incr(self.epoch_key))
+        token = self._new_token(epoch)
         sent = anyio.current_time()
         if not await self.redis.set(self.key, token, nx=True, px=self.ttl_ms):
             return False

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
-from gristmill.timing.delayed import MAX_BATCH, DelayedStore
+from gristmill.timing.delayed import MAX_BATCH, DelayedStore, Fencing
 from gristmill.timing.leader import Lease
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ class Sweeper:
             due within the horizon are released early (opt-in per stream).
         clock: release by this clock; None (default) releases by the server's TIME, so a
             skewed replica clock cannot release entries early.
+        fencing: "lease" (default) checks the lease key inside every sweep script; "epoch"
+            checks the lease's epoch against a fence key next to each store instead, for
+            Redis Cluster, where the lease key lives in another slot (docs/delayed.md).
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Sweeper:
         eager: Mapping[str, float] | None = None,
         clock: Clock | None = None,
         longest_sleep: float = LONGEST_SLEEP_S,
+        fencing: Fencing = "lease",
     ) -> None:
         if not 0 < batch <= MAX_BATCH:
             raise ValueError(f"batch {batch}: expected 1..{MAX_BATCH}")
@@ -87,6 +92,7 @@ class Sweeper:
         self.eager_ms = {stream: round(s * 1000) for stream, s in (eager or {}).items()}
         self.clock = clock
         self.longest_sleep = longest_sleep
+        self.fencing: Fencing = fencing
         self.counts = SweeperCounts()
         self._wake: anyio.Event | None = None
         self._listening: anyio.Event | None = None
@@ -105,7 +111,8 @@ class Sweeper:
             bucket_ms=settings.delayed_bucket_ms,
         )
         lease = Lease(redis, ROLE, ttl_ms=settings.lease_ttl_ms, prefix=settings.key_prefix)
-        return cls(redis, store, lease, eager=eager)
+        fencing: Fencing = "epoch" if isinstance(redis, RedisCluster) else "lease"
+        return cls(redis, store, lease, eager=eager, fencing=fencing)
 
     async def run(self) -> None:
         """Sweep while leader, wait while not, forever; returns only by cancellation."""
@@ -183,6 +190,7 @@ class Sweeper:
                         up_to_ms=None if self.clock is None else self.clock.now_ms(),
                         limit=self.batch,
                         eager_horizon_ms=horizon_ms,
+                        fencing=self.fencing,
                     )
                 except ResponseError as exc:
                     # one broken target (not a stream, say) must not stop the others
