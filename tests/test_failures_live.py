@@ -72,9 +72,23 @@ async def entries_of(redis: Redis, key: str) -> list[tuple[bytes, list[bytes]]]:
         start = b"(" + page[-1][0]
 
 
+BAD_ID = b"h:bad_id"  # a user header naming a bad entry, so the ledger can count it too
+
+
 def order_id(fields: list[bytes]) -> str:
-    """The id of the Order an input, retry-lane or (unwrapped) dead-letter entry carries."""
+    """The id of the Order an input, retry-lane or (unwrapped) dead-letter entry carries.
+
+    An entry that carries no Order (see `bad_order`) is known by its `h:bad_id` header.
+    """
+    named = dict(zip(fields[::2], fields[1::2], strict=True)).get(BAD_ID)
+    if named is not None:
+        return named.decode()
     return str(Order.FromString(open_fields(fields, 1 << 20).payload).id)
+
+
+def bad_order(schema_id: bytes, name: str) -> list[bytes]:
+    """Fields that claim an Order but do not decode (wire type 7): dead-lettered, never run."""
+    return [b"schema_id", schema_id, b"payload", b"\x0f", BAD_ID, name.encode()]
 
 
 async def invoice_ids(redis: Redis, stream: str) -> list[str]:
@@ -321,6 +335,9 @@ async def test_failing_twice_then_succeeding_runs_three_times_after_the_policys_
     assert len(runs.gaps()) == len(delays)
     assert too_early(runs.gaps(), delays) == []
     assert order_ids_of(await result.published("flaky.out")) == ["o-1"]
+    # the retries ran from the processor's own lane: other groups of the input saw it once
+    assert await redis.xlen("flaky.in") == 1
+    assert await redis.xlen(keys.retry_lane("flaky.in", "flaky.bill")) == 2
     assert await redis.xlen(keys.dead_lane("flaky.in", "flaky.bill")) == 0
     stats = result.runtime.loops[0].stats
     assert (stats.retried, stats.dead_lettered) == (2, 0)
@@ -480,6 +497,7 @@ async def test_dead_letter_attempts_count_handler_runs_not_deliveries(
 # -- 4. replay after an outage, under kill -9 --------------------------------------------------
 
 OUTAGE_ORDERS = 6000
+BAD_EVERY = 100
 REPLAY_ROUNDS = 3
 
 
@@ -519,14 +537,28 @@ async def test_replay_after_an_outage_bills_each_entry_once_under_kill_9(
         assert verdict.duplicated == {}, verdict.summary()
         checkpoints += 1
 
+    replay_command = ("dlq", "replay", outage.INPUT, outage.GROUP, "--reason", "retries_exhausted")
+
+    async def replayable_left() -> int:
+        dead = await entries_of(redis, dead_lane)
+        return sum(parse_fields(f).reason == reasons.RETRIES_EXHAUSTED for _, f in dead)
+
     await redis.set(outage.DOWN_KEY, 1)
     proc = worker(server.url, target)
     try:
         await proc.wait_for_line_async("serving 1 processors", within=60)
         orders = [Order(id=f"o-{n}", sku="tea", quantity=n) for n in range(OUTAGE_ORDERS)]
-        for order in orders:
-            ledger.attempt(order.id)
-        await add_entries(redis, outage.INPUT, [await publisher.fields(o) for o in orders])
+        schema_id = await publisher.schema_id(Order.DESCRIPTOR)
+        entries: list[list[bytes]] = []
+        bad_ids: list[str] = []
+        for number, order in enumerate(orders):
+            entries.append(await publisher.fields(order))
+            if number % BAD_EVERY == 0:  # bad input among them: dead for good, never replayed
+                bad_ids.append(f"bad-{number}")
+                entries.append(bad_order(schema_id, bad_ids[-1]))
+        for key in [o.id for o in orders] + bad_ids:
+            ledger.attempt(key)
+        await add_entries(redis, outage.INPUT, entries)
         ledger.acked |= ledger.attempted
         # the outage: everything is dead-lettered; kill -9 the worker once on the way
         kill_at = rng.randrange(100, OUTAGE_ORDERS // 2)
@@ -544,7 +576,8 @@ async def test_replay_after_an_outage_bills_each_entry_once_under_kill_9(
             return await group_idle(redis, outage.INPUT, outage.GROUP)
 
         await wait_until(input_drained, 60, proc, what="the outage's entries dead-lettered")
-        assert await redis.xlen(dead_lane) == OUTAGE_ORDERS
+        assert await redis.xlen(dead_lane) == len(entries)
+        assert await replayable_left() == OUTAGE_ORDERS
         [(_, fields)] = (await entries_of(redis, dead_lane))[:1]
         first = parse_fields(fields)
         assert (first.reason, first.attempts) == (reasons.RETRIES_EXHAUSTED, 1)
@@ -553,19 +586,16 @@ async def test_replay_after_an_outage_bills_each_entry_once_under_kill_9(
         await redis.delete(outage.DOWN_KEY)
         mid_replay_kills = 0
         for _ in range(REPLAY_ROUNDS):
-            left = await redis.xlen(dead_lane)
+            left = await replayable_left()
             moved_before = await redis.xlen(retry_lane) if await redis.exists(retry_lane) else 0
             threshold = moved_before + rng.randrange(1, max(2, left // 3))
-            replay = python_module(
-                "gristmill", "dlq", "replay", outage.INPUT, outage.GROUP, env=env
-            )
-            with replay:
+            with python_module("gristmill", *replay_command, env=env) as replay:
                 deadline = time.monotonic() + 60
                 while replay.alive and await redis.xlen(retry_lane) < threshold:
                     assert time.monotonic() < deadline, replay.output
                     await anyio.sleep(0.002)
                 replay.kill9()
-            if await redis.xlen(dead_lane):
+            if await replayable_left():
                 mid_replay_kills += 1
             await anyio.sleep(rng.uniform(0.0, 0.3))  # the worker bills replayed entries
             assert proc.kill9() == -9
@@ -574,9 +604,7 @@ async def test_replay_after_an_outage_bills_each_entry_once_under_kill_9(
             proc = worker(server.url, target)
         assert mid_replay_kills >= 1  # at least one replay died with entries left to move
 
-        with python_module(
-            "gristmill", "dlq", "replay", outage.INPUT, outage.GROUP, env=env
-        ) as finish:
+        with python_module("gristmill", *replay_command, env=env) as finish:
             await finish.wait_for_line_async(r"^moved \d+ entries", within=60)
 
         async def all_billed() -> bool:
@@ -590,15 +618,17 @@ async def test_replay_after_an_outage_bills_each_entry_once_under_kill_9(
         assert await proc.terminate_async() == 0, proc.output[-4000:]
     finally:
         proc.close()
-    assert await redis.xlen(dead_lane) == 0
     billed = await invoice_ids(redis, outage.OUTPUT)
-    verdict = ledger.check(observed=billed)
+    dead = [parse_fields(fields) for _, fields in await entries_of(redis, dead_lane)]
+    verdict = ledger.check(observed=billed, dead_lettered=[order_id(r.fields) for r in dead])
     assert verdict.ok, verdict.summary()
     assert verdict.duplicated == {}, verdict.summary()
     assert sorted(billed) == sorted(o.id for o in orders)
+    assert verdict.dead_letter == set(bad_ids)  # the --reason filter left bad input alone
+    assert {r.reason for r in dead} == {reasons.DECODE_ERROR}
     log.info(
-        "replay: %d orders, %d checkpoints, %d kills mid-replay: %s",
-        OUTAGE_ORDERS, checkpoints, mid_replay_kills, verdict.summary(),
+        "replay: %d orders + %d bad, %d checkpoints, %d kills mid-replay: %s",
+        OUTAGE_ORDERS, len(bad_ids), checkpoints, mid_replay_kills, verdict.summary(),
     )  # fmt: skip
 
 
