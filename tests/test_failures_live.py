@@ -63,9 +63,9 @@ async def entries_of(redis: Redis, key: str) -> list[tuple[bytes, list[bytes]]]:
     """Every (entry id, flat fields) of stream `key`, oldest first."""
     found: list[tuple[bytes, list[bytes]]] = []
     start: bytes | str = "-"
-    send = redis.execute_command
     while True:
-        page = await send(b"XRANGE", key, start, "+", "COUNT", PAGE)  # type: ignore[no-untyped-call]
+        args = (b"XRANGE", key, start, "+", "COUNT", PAGE)  # bytes command: flat field lists
+        page = await redis.execute_command(*args)  # type: ignore[no-untyped-call]
         found += [(entry_id, fields) for entry_id, fields in page]
         if len(page) < PAGE:
             return found
