@@ -8,7 +8,11 @@
 4. replay: entries dead-lettered during an outage come back with `runtime dlq replay`; kill -9
    of the worker and of the replay at random points loses and doubles no id.
 5. partitions: a cut and a half-open connection between `runtime serve` and the server (through
-   tests.helpers.proxy) each end in recovery within a bound taken from the settings.
+   tests.helpers.proxy) each end in recovery within a bound taken from the settings, directly
+   and with every entry passing through the retry path (delayed store, sweeper, lease).
+
+A strict xfail marks a runtime bug a test found: it names the file and what is wrong, and it
+fails (XPASS) as soon as the fix lands, so the mark is removed with it.
 """
 
 from __future__ import annotations
