@@ -16,6 +16,19 @@ def test_defaults_use_the_embedded_server(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.key_prefix == "gm:"
 
 
+@pytest.mark.parametrize("prefix", ["gm:", "{gm}:", "team-a:{gm}:"])
+def test_a_prefix_may_carry_one_hash_tag(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    monkeypatch.setenv("GRISTMILL_KEY_PREFIX", prefix)
+    assert load_settings().key_prefix == prefix
+
+
+@pytest.mark.parametrize("prefix", ["{a}{b}:", "a{b:", "a}b{:", ""])
+def test_a_prefix_with_odd_braces_is_refused(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    monkeypatch.setenv("GRISTMILL_KEY_PREFIX", prefix)
+    with pytest.raises(ConfigError, match="GRISTMILL_KEY_PREFIX"):
+        load_settings()
+
+
 def test_password_is_masked_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRISTMILL_REDIS_URL", "redis://svc:hunter2@127.0.0.1:6379/0")
     settings = load_settings()

@@ -113,7 +113,13 @@ class EmbeddedServer:
         """
         binary = binary or find_server_binary()
         data_dir = Path(data_dir).resolve()
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServerError(
+                f"cannot use {data_dir} for the embedded server's data: {exc.strerror}; set "
+                "GRISTMILL_DATA_DIR to a writable directory, or GRISTMILL_REDIS_URL"
+            ) from None
         chosen_port = port or free_port()
         args = [
             str(binary),

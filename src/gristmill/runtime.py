@@ -22,6 +22,7 @@ import anyio
 
 from gristmill.connect import redis_client, server_url
 from gristmill.envelope import seal
+from gristmill.errors import ScriptError
 from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
 from gristmill.pipeline.processor import ProcessorLoop
@@ -241,9 +242,25 @@ def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -
                 await runtime.run()
                 group.cancel_scope.cancel()
 
-    anyio.run(main, backend_options={"loop_factory": uvloop.new_event_loop})
+    refused: list[BaseException] = []
+    try:
+        anyio.run(main, backend_options={"loop_factory": uvloop.new_event_loop})
+    except* ScriptError as group:
+        refused += _leaves(group)
+    for error in refused:
+        # a refused commit: retrying could write outputs twice, so the process stops here
+        log.critical("stopping: %s", error)
+    if refused:
+        return 3
     log.info("stopped cleanly")
     return 0
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions in an exception group, however deeply task groups nested them."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 def _serve_workers(target: str, url: str, workers: int, only: tuple[str, ...]) -> int:

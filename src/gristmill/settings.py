@@ -70,8 +70,14 @@ class Settings(BaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _prefix_is_plain(cls, value: str) -> str:
-        if not value or any(ch.isspace() or ch in "{}" for ch in value):
-            raise ValueError("expected a non-empty prefix without spaces or braces, like 'gm:'")
+        # braces are allowed as one hash tag (`{gm}:`): on a cluster it keeps gristmill's
+        # global keys (registry, leases) in one slot, as its scripts need
+        tagged = value.count("{") == value.count("}") <= 1 and value.find("{") < value.find("}")
+        if not value or any(ch.isspace() for ch in value) or not (tagged or "{" not in value):
+            raise ValueError(
+                "expected a non-empty prefix without spaces, like 'gm:', or with one hash "
+                "tag, like '{gm}:'"
+            )
         return value
 
     @property

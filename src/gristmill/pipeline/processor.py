@@ -34,7 +34,7 @@ from gristmill.envelope import (
     with_attempt,
     with_fields,
 )
-from gristmill.errors import DecodeError, HandlerSignal
+from gristmill.errors import DecodeError, HandlerSignal, ScriptError
 from gristmill.failures.deadletter import build_fields
 from gristmill.failures.policy import Decision, RetryAfter, ToDeadLetter, crash_loop, decide
 from gristmill.pipeline.consume import Entry, Reader, ensure_groups
@@ -183,9 +183,11 @@ class ProcessorLoop:
 
     async def _open(self, role: str) -> RespConnection:
         connection = await RespConnection.open(
-            self.url, connect_timeout=self.settings.connect_timeout,
+            self.url,
+            connect_timeout=self.settings.connect_timeout,
+            reply_timeout=self.settings.socket_timeout,  # set-up, groups, claims: never hang
             name=f"gristmill:{self.spec.group}:{role}",
-        )  # fmt: skip
+        )
         self._connections.append(connection)
         return connection
 
@@ -244,7 +246,15 @@ class ProcessorLoop:
             if is_error(reply) and str(reply).startswith("NOSCRIPT"):
                 await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)  # the server restarted
                 reply = await commits.call_packed(sent.payload)
-        skipped = _ok(reply)[1:]
+        if is_error(reply):
+            # a script stops at the first refused command and keeps what it wrote before it
+            # (no rollback): retrying would write those outputs again, so stop instead
+            raise CommitRefused(
+                f"{self.spec.name}: the server refused a commit ({reply}); outputs before the "
+                "refused command may be written. Check the ACL of this user (XADD, XACK, "
+                "EVALSHA, RPUSH, ZADD) and the server's maxmemory"
+            )
+        skipped = reply[1:]
         if skipped:
             self.stats.skipped += len(skipped)
             log.warning(
@@ -540,6 +550,12 @@ class ProcessorLoop:
             decision.detail or failure,
             extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
         )  # fmt: skip
+
+
+class CommitRefused(ScriptError):
+    """Raised when the server refuses a commit script midway: the processor stops."""
+
+    reason = "commit_refused"
 
 
 def _ok(reply: Any) -> Any:

@@ -69,25 +69,38 @@ class _Protocol(asyncio.Protocol):
             waiter = self.waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(ConnectionError(f"lost the connection: {self.lost}"))
+                waiter.exception()  # retrieved: a caller that moved on must not log it
         if not self.closed.done():
             self.closed.set_result(None)
 
 
 class RespConnection:
-    """One connection to the server; `call` one command, `pipeline` several in one write."""
+    """One connection to the server; `call` one command, `pipeline` several in one write.
 
-    def __init__(self, protocol: _Protocol) -> None:
+    `call`, `call_packed` and `pipeline` give up after `timeout` seconds (a silent server,
+    a half-open link); `send_packed` leaves waiting to the caller, which knows how long a
+    blocking read may take.
+    """
+
+    def __init__(self, protocol: _Protocol, timeout: float | None = None) -> None:
         self._protocol = protocol
+        self.timeout = timeout
         self.client_id = 0
 
     @classmethod
     async def open(
-        cls, url: str, *, connect_timeout: float, name: str = "gristmill"
+        cls,
+        url: str,
+        *,
+        connect_timeout: float,
+        reply_timeout: float | None = None,
+        name: str = "gristmill",
     ) -> RespConnection:
         """Connect to `url` (redis://, rediss://, unix://), authenticate, select the db.
 
         Raises:
             ConnectionError: If the server cannot be reached in `connect_timeout` seconds.
+            TimeoutError: If it connects but does not answer the set-up in that time.
             ReplyError: If authentication or SELECT is refused.
         """
         parts = urlsplit(url)
@@ -107,7 +120,7 @@ class RespConnection:
                     )
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot connect to the server: {exc}") from exc
-        connection = cls(protocol)
+        connection = cls(protocol, reply_timeout)
         setup: list[tuple[Arg, ...]] = []
         if parts.password:
             user = unquote(parts.username) if parts.username else "default"
@@ -117,7 +130,12 @@ class RespConnection:
             setup.append(("SELECT", db))
         setup.append(("CLIENT", "SETNAME", name))
         setup.append(("CLIENT", "ID"))
-        replies = await connection.pipeline(setup)
+        try:
+            async with asyncio.timeout(connect_timeout):  # a half-open link accepts, then hangs
+                replies = await connection.pipeline(setup)
+        except BaseException:
+            connection.close()
+            raise
         connection.client_id = int(replies[-1])
         return connection
 
@@ -143,12 +161,14 @@ class RespConnection:
             ConnectionError: If the connection is lost.
         """
         (future,) = self._send(pack_command(args), 1)
-        return _checked(await future)
+        async with asyncio.timeout(self.timeout):
+            return _checked(await future)
 
     async def call_packed(self, payload: bytes) -> Any:
         """Send one command packed already (see `pack_command`) and return its reply."""
         (future,) = self._send(payload, 1)
-        return _checked(await future)
+        async with asyncio.timeout(self.timeout):
+            return _checked(await future)
 
     def send_packed(self, payload: bytes) -> asyncio.Future[Any]:
         """Send one packed command now; its raw reply (maybe an error) arrives in the future.
@@ -162,7 +182,8 @@ class RespConnection:
     async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Send `commands` in one write and return their replies (error replies raise)."""
         futures = self._send(b"".join(map(pack_command, commands)), len(commands))
-        return [_checked(await future) for future in futures]
+        async with asyncio.timeout(self.timeout):
+            return [_checked(await future) for future in futures]
 
     async def pipeline_raw(self, payload: bytes, count: int) -> list[Any]:
         """Like `pipeline` for pre-packed commands; error replies are returned, not raised."""
