@@ -11,8 +11,9 @@
    tests.helpers.proxy) each end in recovery within a bound taken from the settings, directly
    and with every entry passing through the retry path (delayed store, sweeper, lease).
 
-A strict xfail marks a runtime bug a test found: it names the file and what is wrong, and it
-fails (XPASS) as soon as the fix lands, so the mark is removed with it.
+Runtime bugs these tests found were fixed in src (1973194, 7bc018b); the tests that showed
+them stay as regression tests (dead-letter origin and run counts, a reconnect into a
+half-open link, unretrieved-future errors on a cut).
 """
 
 from __future__ import annotations
@@ -848,14 +849,6 @@ class StrandingProxy(TcpProxy):
 
 @pytest.mark.slow
 @pytest.mark.fault
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="RespConnection.open (pipeline/resp.py) awaits its setup pipeline (AUTH/SELECT/CLIENT "
-    "SETNAME/CLIENT ID) with no timeout, and ProcessorLoop._run_connected "
-    "(pipeline/processor.py) awaits ensure_groups, SCRIPT LOAD, its own-pending read and the "
-    "reclaim calls with none: a reconnect made during a half-open fault waits forever",
-)
 async def test_a_reconnect_made_into_a_half_open_link_gives_up_and_tries_again(
     server: EmbeddedServer, redis: Redis
 ) -> None:
@@ -900,12 +893,6 @@ async def test_a_reconnect_made_into_a_half_open_link_gives_up_and_tries_again(
 
 
 @pytest.mark.fault
-@pytest.mark.xfail(
-    strict=True,
-    reason="_Protocol.connection_lost (pipeline/resp.py) sets a ConnectionError on every waiting "
-    "future, but the processor has already given up on some (the prefetched read, a commit in "
-    "flight): asyncio logs 'Future exception was never retrieved' at ERROR for each, per incident",
-)
 async def test_a_cut_connection_logs_no_unretrieved_future_errors(
     server: EmbeddedServer, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
