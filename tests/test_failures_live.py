@@ -620,6 +620,19 @@ async def test_replay_after_an_outage_bills_each_entry_once_under_kill_9(
             )
 
         await wait_until(all_billed, 90, proc, what="every replayed entry billed")
+
+        # an operator replays everything left: bad input fails again, once, and stops there
+        dead_before = {entry_id for entry_id, _ in await entries_of(redis, dead_lane)}
+        with python_module("gristmill", *replay_command[:4], env=env) as everything:
+            await everything.wait_for_line_async(rf"^moved {len(bad_ids)} entries", within=60)
+
+        async def dead_again() -> bool:
+            return await redis.xlen(dead_lane) == len(bad_ids) and await group_idle(
+                redis, retry_lane, outage.GROUP
+            )
+
+        await wait_until(dead_again, 60, proc, what="the replayed bad input dead again")
+        assert not dead_before & {entry_id for entry_id, _ in await entries_of(redis, dead_lane)}
         assert await proc.terminate_async() == 0, proc.output[-4000:]
     finally:
         proc.close()
