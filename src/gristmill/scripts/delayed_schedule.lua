@@ -10,9 +10,8 @@ local wake, width = ARGV[1], ARGV[2]
 local items = cmsgpack.unpack(ARGV[3])
 -- check every member before the first write: a script that fails half way keeps its writes
 for i = 3, #items, 3 do
-  local b = string.byte(items[i], 1)
-  if b == nil or not ((b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd) then
-    return redis.error_reply('ERR delayed_schedule: entry ' .. ((i / 3)) .. ' is not packed')
+  if not is_packed_entry(items[i]) then
+    return redis.error_reply('ERR delayed_schedule: entry ' .. (i / 3) .. ' is not packed')
   end
 end
 for i = 1, #items, 3 do

@@ -14,6 +14,8 @@
   Returns {status, moved, next release ms of the store or -1, the now used}
     status 1: swept   0: refused, the token is not the lease holder's (nothing written) ]]
 
+--!include lib/packed.lua
+
 -- the field names pack_entry codes as small integers (gristmill.timing.packing.FIELD_CODES)
 local NAMES = {'schema_id', 'payload', 'encoding', 'key', 'attempt', 'origin',
                'traceparent', 'tracestate'}
@@ -53,11 +55,6 @@ local function target_idle()
   return true
 end
 
-local function is_entry(member)
-  local b = string.byte(member, 1)
-  return (b >= 0x90 and b <= 0x9f) or b == 0xdc or b == 0xdd
-end
-
 -- A script that fails half way keeps its earlier writes (Redis has no rollback), so nothing
 -- below may raise once writing began: an entry that does not unpack or that XADD refuses
 -- goes to the target as {delayed_corrupt = raw bytes}, which its consumers dead-letter.
@@ -86,7 +83,7 @@ local members = redis.call('ZRANGEBYSCORE', store, '-inf', string.format('%.0f',
                            'LIMIT', 0, budget)
 for _, member in ipairs(members) do
   if moved >= budget then break end
-  if is_entry(member) then
+  if is_packed_entry(member) then
     publish(member)
     moved = moved + 1
     done[#done + 1] = member

@@ -19,13 +19,13 @@
              release_ms)), a listpack of a few bytes' overhead per entry
     zset     member = packed entry .. a unique suffix (INCR of store_key .. ':seq' =
              keys.delayed_sequence(target)) so equal entries do not collapse; score = due_ms
-  The derived keys share store_key's hash slot (its {tag}). Returns nothing. ]]
+  The derived keys share store_key's hash slot (its {tag}). Returns nothing, or an error
+  reply (before any write) if member is not a packed entry. ]]
+--!include lib/packed.lua
 local function delayed_add(store_key, due_ms, member, wake_channel, bucket_ms)
   local due = tonumber(due_ms)
   local width = tonumber(bucket_ms or 1000)
-  local first_byte = string.byte(member, 1)
-  if first_byte == nil or not ((first_byte >= 0x90 and first_byte <= 0x9f)
-      or first_byte == 0xdc or first_byte == 0xdd) then
+  if not is_packed_entry(member) then
     return redis.error_reply('ERR delayed_add: member is not a packed entry')
   end
   local earliest
