@@ -163,18 +163,19 @@ class DelayedStore:
                 f"execution class {execution_class!r}: expected 1-32 of a-z 0-9 _ - (like 'long')"
             )
         by_slot: dict[int, list[tuple[str, bytes, int]]] = {}
-        routes: dict[str, tuple[str, list[tuple[str, bytes, int]]]] = {}  # stream -> store, slot
+        # stream -> (target, its store, the batch of its slot): key names and slots once each
+        routes: dict[str, tuple[str, str, list[tuple[str, bytes, int]]]] = {}
         for stream, fields, due_ms in items:
             route = routes.get(stream)
             if route is None:
                 target = keys.class_lane(stream, execution_class) if execution_class else stream
                 store = keys.delayed_store(target)
-                route = routes[stream] = (
-                    target,
-                    by_slot.setdefault(keys.key_slot(store.encode()), []),
-                )
-            route[1].append((keys.delayed_store(route[0]), pack_entry(fields), due_ms))
-        targets = {target for target, _ in routes.values()}
+                batch = by_slot.setdefault(keys.key_slot(store.encode()), [])
+                route = routes[stream] = (target, store, batch)
+            if due_ms < 0:
+                raise ValueError(f"due_ms {due_ms}: expected ms since the epoch, 0 or more")
+            route[2].append((route[1], pack_entry(fields), due_ms))
+        targets = {target for target, _, _ in routes.values()}
         calls = [
             self._schedule_call(entries[start : start + MAX_BATCH])
             for entries in by_slot.values()
