@@ -13,6 +13,8 @@ from gristmill.errors import (
     SchemaError,
     SchemaNotFound,
 )
+from gristmill.failures.policy import RetryPolicy
+from gristmill.keys import class_lane
 from gristmill.producer import Publisher
 from gristmill.runtime import Runtime
 from gristmill.schemas.build import SchemaBuilder
@@ -30,10 +32,12 @@ __all__ = (
     "InvalidSchema",
     "Publisher",
     "Retry",
+    "RetryPolicy",
     "Runtime",
     "SchemaBuilder",
     "SchemaError",
     "SchemaNotFound",
     "Settings",
+    "class_lane",
     "load_proto",
 )

@@ -98,6 +98,7 @@ class App:
         self.schemas: list[BuiltSchema] = list(schemas)
         self.processors: dict[str, ProcessorSpec] = {}
         self.tickers: dict[str, TickerSpec] = {}
+        self.eager: dict[str, float] = {}  # stream -> seconds it may be released early when idle
 
     def processor(
         self,
@@ -207,6 +208,20 @@ class App:
 
         return register
 
+    def release_early(self, stream: str, *, within: float) -> None:
+        """Let delayed entries of `stream` out up to `within` seconds early when it is idle.
+
+        When no consumer group of `stream` has a backlog (no lag, nothing pending), the
+        sweeper releases the earliest entries due in the next `within` seconds rather than let
+        the consumers wait. Opt-in per stream (docs/delayed.md: eager when idle).
+
+        Raises:
+            ConfigError: If `within` is not positive.
+        """
+        if within <= 0:
+            raise ConfigError(f"release_early({stream!r}): within must be positive seconds")
+        self.eager[stream] = within
+
     def include(self, other: App) -> None:
         """Host `other`'s processors in this app too (their groups keep `other`'s names).
 
@@ -222,3 +237,4 @@ class App:
                 raise ConfigError(f"app {self.name!r} already has a ticker {ticker.name!r}")
             self.tickers[ticker.name] = ticker
         self.schemas += [schema for schema in other.schemas if schema not in self.schemas]
+        self.eager.update(other.eager)

@@ -62,9 +62,9 @@ def delayed_store(stream: str) -> str:
     return f"{slot_prefix(stream)}:delayed"
 
 
-def delayed_bucket(stream: str, bucket_ms: int) -> str:
-    """The compact container of the entries due in the bucket that starts at `bucket_ms`."""
-    return f"{slot_prefix(stream)}:delayed:{bucket_ms}"
+def delayed_bucket(stream: str, release_ms: int) -> str:
+    """The compact container of the entries released at `release_ms` (their bucket's end)."""
+    return f"{slot_prefix(stream)}:delayed:{release_ms}"
 
 
 def delayed_sequence(stream: str) -> str:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gristmill.schemas.descriptors import MessageDescriptor
+    from gristmill.settings import Settings
 
 
 class Publisher:
@@ -28,12 +29,19 @@ class Publisher:
         *,
         prefix: str = DEFAULT_PREFIX,
         compress_above: int = 4096,
-        store: DelayedStore | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.redis = redis
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
-        self.store = store or DelayedStore(redis, prefix=prefix)
+        self.store = (
+            DelayedStore(redis, prefix=prefix)
+            if settings is None
+            else DelayedStore(
+                redis, prefix=settings.key_prefix, layout=settings.delayed_layout,
+                bucket_ms=settings.delayed_bucket_ms,
+            )
+        )  # fmt: skip
         self._ids: dict[MessageDescriptor, bytes] = {}
 
     async def schema_id(self, descriptor: MessageDescriptor) -> bytes:
@@ -86,6 +94,7 @@ class Publisher:
         at: datetime | float | None = None,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        execution_class: str = "",
     ) -> int:
         """XADD `message` to `stream` later: `delay` seconds from now, or `at` a time.
 
@@ -99,6 +108,8 @@ class Publisher:
             at: An aware datetime, or seconds since the epoch.
             key: An optional ordering / partition key carried in the entry.
             headers: Optional user headers (strings), readable as `ctx.headers`.
+            execution_class: Release it into the lane `class_lane(stream, execution_class)`
+                (e.g. "long") instead of `stream`, so long jobs never queue before short ones.
 
         Returns:
             The due time, in milliseconds since the epoch.
@@ -107,7 +118,9 @@ class Publisher:
             ValueError: Unless exactly one of `delay` and `at` is given.
         """
         fields = await self.fields(message, key=key, headers=headers)
-        return await self.store.publish(stream, fields, delay=delay, at=at)
+        return await self.store.publish(
+            stream, fields, delay=delay, at=at, execution_class=execution_class
+        )
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> None:
         """XADD every message to `stream`, pipelined in chunks of 1,000."""

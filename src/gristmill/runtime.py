@@ -74,7 +74,9 @@ class Runtime:
             self.redis, prefix=settings.key_prefix, layout=settings.delayed_layout,
             bucket_ms=settings.delayed_bucket_ms,
         )  # fmt: skip
-        self.sweeper = Sweeper.from_settings(self.redis, settings) if sweep else None
+        self.sweeper = (
+            Sweeper.from_settings(self.redis, settings, eager=app.eager) if sweep else None
+        )
         self._stop = anyio.Event()
 
     async def run(self) -> None:

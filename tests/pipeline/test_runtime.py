@@ -215,3 +215,36 @@ async def test_publisher_schedules_for_later(server: EmbeddedServer, redis: Redi
         runtime.stop()
     entry_id = (await xrange(redis, "reminders"))[0][0]
     assert int(entry_id.split(b"-")[0]) >= due_ms  # never early
+
+
+async def test_execution_classes_keep_long_jobs_apart(server: EmbeddedServer, redis: Redis) -> None:
+    from gristmill import class_lane
+
+    app = App("jobs")
+    seen: dict[str, list[str]] = {"short": [], "long": []}
+
+    @app.processor(input=class_lane("jobs", "short"), output="done.short", from_beginning=True)
+    async def short(order: Any, ctx: Context) -> Any:
+        seen["short"].append(order.id)
+        return order
+
+    @app.processor(input=class_lane("jobs", "long"), output="done.long", from_beginning=True)
+    async def long(order: Any, ctx: Context) -> Any:
+        seen["long"].append(order.id)
+        return order
+
+    publisher = Publisher(redis)
+    for number in range(3):
+        await publisher.schedule("jobs", Order(id=f"s-{number}"), delay=0, execution_class="short")
+        await publisher.schedule("jobs", Order(id=f"l-{number}"), delay=0, execution_class="long")
+    settings = Settings(block_ms=50, claim_idle=5.0, delayed_bucket_ms=10)
+    runtime = Runtime(app, settings, server.url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(10):
+            while await redis.xlen("done.short") + await redis.xlen("done.long") < 6:
+                await anyio.sleep(0.02)
+        runtime.stop()
+    assert sorted(seen["short"]) == ["s-0", "s-1", "s-2"]
+    assert sorted(seen["long"]) == ["l-0", "l-1", "l-2"]
+    assert await redis.exists("jobs") == 0  # nothing went to the plain stream
