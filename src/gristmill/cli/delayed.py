@@ -20,8 +20,6 @@ from gristmill.timing.delayed import DelayedStore
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from redis.asyncio import Redis
-
     from gristmill.timing.delayed import DelayedEntry, StoreStats
 
 T = TypeVar("T")
@@ -35,17 +33,18 @@ def _when(ms: int | None) -> str:
 
 def _with_store(action: Callable[[DelayedStore], Awaitable[T]]) -> T:
     settings = settings_or_fail()
-
-    async def work(redis: Redis) -> T:
-        store = DelayedStore(
-            redis,
-            prefix=settings.key_prefix,
-            layout=settings.delayed_layout,
-            bucket_ms=settings.delayed_bucket_ms,
-        )
-        return await action(store)
-
-    return with_redis(settings, work, announce=False)
+    return with_redis(
+        settings,
+        lambda redis: action(
+            DelayedStore(
+                redis,
+                prefix=settings.key_prefix,
+                layout=settings.delayed_layout,
+                bucket_ms=settings.delayed_bucket_ms,
+            )
+        ),
+        announce=False,
+    )
 
 
 @click.group()
