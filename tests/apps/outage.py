@@ -6,6 +6,7 @@ outage fills the dead lane, and `runtime dlq replay` brings the entries back onc
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -24,19 +25,16 @@ GROUP = "outage.bill"
 DOWN_KEY = "outage.down"  # a test switch, not a gristmill key
 
 app = App("outage")
-_clients: dict[str, Redis] = {}  # one client per worker process, made on first use
 
 
-def _client() -> Redis:
-    url = os.environ["GRISTMILL_REDIS_URL"]  # the tests always point the worker at a server
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = Redis.from_url(url)
-    return client
+@functools.cache  # one client per worker process, made on first use
+def _client(url: str) -> Redis:
+    return Redis.from_url(url)
 
 
 @app.processor(input=INPUT, output=OUTPUT, from_beginning=True, retry=RetryPolicy(max_attempts=1))
 async def bill(order: Any, ctx: Context) -> Any:
-    if await _client().exists(DOWN_KEY):
+    # the tests always point the worker at a server: GRISTMILL_REDIS_URL is set
+    if await _client(os.environ["GRISTMILL_REDIS_URL"]).exists(DOWN_KEY):
         raise RuntimeError("the billing backend is down")
     return Invoice(order_id=order.id, total_cents=order.quantity)
