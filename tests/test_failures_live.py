@@ -13,7 +13,8 @@
 
 Runtime bugs these tests found were fixed in src (1973194, 7bc018b); the tests that showed
 them stay as regression tests (dead-letter origin and run counts, a reconnect into a
-half-open link, unretrieved-future errors on a cut).
+half-open link, unretrieved-future errors on a cut). A bug still open is a strict xfail that
+names the file and what is wrong; it fails (XPASS) once the fix lands, so the mark goes then.
 """
 
 from __future__ import annotations
