@@ -514,13 +514,6 @@ async def test_a_poison_entry_is_dead_lettered_after_three_deaths_and_the_rest_f
 
 @pytest.mark.slow
 @pytest.mark.fault
-@pytest.mark.xfail(
-    strict=True,
-    reason="ProcessorLoop._decode (pipeline/processor.py) skips open_fields for a crash-loop "
-    "verdict, so _fail has no envelope: a retry-lane entry is dead-lettered with the lane's "
-    "entry id as dl:origin_id, runs counted from deliveries only (3, not 4) and "
-    "dl:first_failure_ms = now instead of its failed_at",
-)
 async def test_a_poison_entry_that_dies_from_its_retry_lane_keeps_its_history(
     server: EmbeddedServer, redis: Redis
 ) -> None:

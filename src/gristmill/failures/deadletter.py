@@ -96,6 +96,7 @@ def build_fields(
     last_failure_ms: int,
     first_failure_ms: int | None = None,
     exc: BaseException | None = None,
+    message: str = "",
 ) -> list[bytes]:
     """The dead-letter entry's fields for `original`, failed for `reason` (see module doc).
 
@@ -105,7 +106,7 @@ def build_fields(
         fields=list(original),
         reason=reason,
         exception=type(exc).__name__ if exc is not None else "",
-        message=str(exc) if exc is not None else "",
+        message=str(exc) if exc is not None else message,
         traceback=format_traceback(exc) if exc is not None else "",
         attempts=attempts,
         origin_stream=origin_stream,

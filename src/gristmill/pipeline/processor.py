@@ -402,14 +402,15 @@ class ProcessorLoop:
         cache = self.cache
         unknown: set[bytes] = set()
         for slot in slots:
-            slot.verdict = crash_loop(slot.entry[3], self._policy)
-            if slot.verdict is not None:
-                continue  # it killed workers before: do not run it again
             try:
                 slot.envelope = envelope = open_fields(slot.entry[2], max_bytes)
             except DecodeError as exc:
                 slot.failure = exc
                 continue
+            # opened first all the same: its record keeps the origin and history it carries
+            slot.verdict = crash_loop(slot.entry[3], self._policy)
+            if slot.verdict is not None:
+                continue  # it killed workers before: do not run it again
             if cache.get(envelope.schema_id) is None:
                 unknown.add(envelope.schema_id)
                 continue
@@ -541,7 +542,7 @@ class ProcessorLoop:
         dead = build_fields(
             fields, reason=reason, origin_stream=origin_stream, origin_id=origin_id,
             attempts=runs, first_failure_ms=first_failure_ms, last_failure_ms=now_ms,
-            exc=failure,
+            exc=failure, message=decision.detail,
         )  # fmt: skip
         commit.entry(input_key, entry_id, [(self._dead_lanes[index], dead)])
         self.stats.dead_lettered += 1
