@@ -62,6 +62,7 @@ class ProcessorSpec:
     maxlen: int | None = None  # approximate cap on each output stream (see README: retention)
     min_age: float | None = None  # seconds of history each output stream keeps at least
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None  # seconds one handler run may take; None: no limit
     options: dict[str, Any] = field(default_factory=dict)  # for later stages
 
     @property
@@ -115,6 +116,7 @@ class App:
         maxlen: int | None = None,
         min_age: float | None = None,
         retry: RetryPolicy | None = None,
+        timeout: float | None = None,
         **options: Any,
     ) -> Callable[[Handler], Handler]:
         """Declare `async def handler(message, ctx)` as a processor of `input`.
@@ -136,6 +138,8 @@ class App:
             min_age: Trim output entries older than this many seconds, with the same guard.
             retry: How failed entries are retried and when they are dead-lettered; the
                 default retries 5 times over about 15 s (see RetryPolicy).
+            timeout: Seconds one run of the handler may take; a run past it is cancelled and
+                fails with TimeoutError (retried by `retry`). None: no limit.
             **options: Further per-processor options of later stages (e.g. `retry=`).
 
         Raises:
@@ -153,6 +157,8 @@ class App:
             for number, label in ((batch, "batch"), (concurrency, "concurrency")):
                 if number is not None and number < 1:
                     raise ConfigError(f"processor {proc_name!r}: {label} must be at least 1")
+            if timeout is not None and timeout <= 0:
+                raise ConfigError(f"processor {proc_name!r}: timeout must be positive seconds")
             inputs = _streams(input, "input", proc_name)
             if not inputs:
                 raise ConfigError(f"processor {proc_name!r}: needs at least one input stream")
@@ -179,6 +185,7 @@ class App:
                 maxlen=maxlen,
                 min_age=min_age,
                 retry=retry or RetryPolicy(),
+                timeout=timeout,
                 options=dict(options),
             )
             return handler

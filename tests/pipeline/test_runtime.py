@@ -248,3 +248,27 @@ async def test_execution_classes_keep_long_jobs_apart(server: EmbeddedServer, re
     assert sorted(seen["short"]) == ["s-0", "s-1", "s-2"]
     assert sorted(seen["long"]) == ["l-0", "l-1", "l-2"]
     assert await redis.exists("jobs") == 0  # nothing went to the plain stream
+
+
+async def test_a_hung_handler_times_out_and_is_retried(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    app = App("hung")
+    runs: list[int] = []
+
+    @app.processor(
+        input="orders", output="invoices", from_beginning=True, timeout=0.2,
+        retry=RetryPolicy(initial_delay=0.01, jitter=0.0),
+    )  # fmt: skip
+    async def stuck_once(order: Any, ctx: Context) -> Any:
+        runs.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await anyio.sleep(3600)  # never returns on its own
+        return Invoice(order_id=order.id)
+
+    await Publisher(redis).publish("orders", Order(id="o-1"))
+    settings = Settings(block_ms=50, claim_idle=5.0, delayed_bucket_ms=10)
+    result = await run_until_idle(app, url=server.url, redis=redis, settings=settings)
+    invoices: list[Any] = await result.published("invoices")
+    assert [i.order_id for i in invoices] == ["o-1"]
+    assert runs == [1, 2]

@@ -444,7 +444,11 @@ class ProcessorLoop:
         )  # fmt: skip
         slot.context = context
         try:
-            slot.result = await self.spec.handler(slot.message, context)
+            if self.spec.timeout is None:
+                slot.result = await self.spec.handler(slot.message, context)
+            else:
+                with anyio.fail_after(self.spec.timeout):
+                    slot.result = await self.spec.handler(slot.message, context)
         except (Exception, HandlerSignal) as exc:  # noqa: BLE001 - a handler's crash is data here
             slot.failure = exc
 
