@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gristmill import scripts
+from gristmill.envelope import PAYLOAD, SCHEMA_ID
 from gristmill.pipeline.resp import pack_command
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 COMMIT = scripts.load("commit_batch")
 _OP_XADD = b"x"
 _OP_DELAY = b"d"
+_OP_ENVELOPE = b"e"
 _SMALL = 64
 _COUNTS = tuple(str(number).encode() for number in range(_SMALL))  # ARGV counts, pre-encoded
 
@@ -56,12 +58,12 @@ class Commit:
         ops = len(outputs) + len(delayed) if delayed else len(outputs)
         entries += (index, entry_id, _COUNTS[ops] if ops < _SMALL else str(ops).encode())
         for stream, fields in outputs:
+            target = key_index.get(stream) or self._index(stream)
             items = len(fields)
-            entries += (
-                _OP_XADD,
-                key_index.get(stream) or self._index(stream),
-                _COUNTS[items] if items < _SMALL else str(items).encode(),
-            )
+            if items == 4 and fields[0] is SCHEMA_ID and fields[2] is PAYLOAD:
+                entries += (_OP_ENVELOPE, target, fields[1], fields[3])  # the usual entry
+                continue
+            entries += (_OP_XADD, target, _COUNTS[items] if items < _SMALL else str(items).encode())
             entries += fields
         for store, due_ms, member in delayed or ():
             entries += (_OP_DELAY, self._index(store), str(due_ms).encode(), member)

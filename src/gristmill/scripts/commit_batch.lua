@@ -12,6 +12,8 @@
   then the number of entries, then per entry:
        input key index, entry id, number of ops, and per op one of:
          'x', key index, number of items, items...    XADD key * items
+         'e', key index, schema id, payload            XADD key * schema_id .. payload ..
+                                                      (the usual entry, in fewer arguments)
          'd', store key index, due ms, packed entry   park it in a delayed store (a retry,
                                                       a requeue); swept into its stream later
   Returns {committed count, skipped entry ids...} ]]
@@ -42,7 +44,13 @@ for _ = 1, entries do
   local ours = owned[key_index][id] == true
   for _ = 1, ops do
     local op = ARGV[i]
-    if op == 'x' then
+    if op == 'e' then
+      if ours then
+        redis.call('XADD', KEYS[tonumber(ARGV[i + 1])], '*',
+                   'schema_id', ARGV[i + 2], 'payload', ARGV[i + 3])
+      end
+      i = i + 4
+    elseif op == 'x' then
       local target, items = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
       if ours then
         redis.call('XADD', KEYS[target], '*', unpack(ARGV, i + 3, i + 2 + items))
