@@ -272,3 +272,23 @@ async def test_a_hung_handler_times_out_and_is_retried(
     invoices: list[Any] = await result.published("invoices")
     assert [i.order_id for i in invoices] == ["o-1"]
     assert runs == [1, 2]
+
+
+async def test_an_entry_over_the_crash_cap_is_dead_lettered_unrun(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    runs: list[str] = []
+    app = App("capped")  # declares no schema: the entry's id is new to the runtime's cache
+
+    @app.processor(input="orders", retry=RetryPolicy(max_deliveries=2), claim_idle=0.2)
+    async def record(order: Any, ctx: Context) -> None:
+        runs.append(order.id)
+
+    await redis.xgroup_create("orders", "capped.record", "$", mkstream=True)
+    entry_id = await Publisher(redis).publish("orders", Order(id="poison"))
+    await redis.xreadgroup("capped.record", "dead-1", {"orders": ">"})
+    await raw(redis, "XCLAIM", "orders", "capped.record", "dead-2", 0, entry_id)  # delivery 2
+    await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
+    assert runs == []  # the third delivery is over the cap: dead-lettered unrun
+    dead = await xrange(redis, "{orders}:dead:capped.record")
+    assert [fields[b"dl:reason"] for _, fields in dead] == [b"crash_loop"]

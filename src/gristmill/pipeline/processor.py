@@ -380,17 +380,16 @@ class ProcessorLoop:
     async def _keep_claimed(self, entries: list[Entry]) -> None:
         """While a batch is in handlers, keep its entries from being claimed by others."""
         interval = self._claim_idle_ms / 3000
-        by_stream: dict[int, list[bytes]] = {}
-        for index, entry_id, _, _ in entries:
-            by_stream.setdefault(index, []).append(entry_id)
+        by_stream: dict[str, list[bytes]] = {}
+        for index, entry_id, _, _ in entries:  # an input or an own lane
+            by_stream.setdefault(self.reader.streams[index].decode(), []).append(entry_id)
         while True:
             await anyio.sleep(interval)
-            for index, entry_ids in by_stream.items():
+            for stream, entry_ids in by_stream.items():
                 try:
                     await keep_claimed(
-                        self.redis, self.spec.inputs[index], self.spec.group, self.consumer,
-                        entry_ids,
-                    )  # fmt: skip
+                        self.redis, stream, self.spec.group, self.consumer, entry_ids
+                    )
                 except Exception as exc:  # noqa: BLE001 - best effort; the commit decides
                     log.warning(
                         "could not refresh in-flight entries: %s", exc,
@@ -423,7 +422,7 @@ class ProcessorLoop:
         failed = await resolve_unknown(cache, unknown)  # one fetch per new schema id
         for slot in slots:
             late = slot.envelope
-            if late is None or late.schema_id not in unknown:
+            if late is None or slot.verdict is not None or late.schema_id not in unknown:
                 continue
             problem = failed.get(late.schema_id)
             try:
