@@ -39,7 +39,7 @@ _BENCHMARK_TOOLS = ("valkey-benchmark", "redis-benchmark")
 _SERVER_CLIENTS, _SERVER_PIPELINE = 50, 64
 
 
-def row(scenario: str, system: str, timing: Timing | None, note: str = "", **extra: object) -> Row:
+def row(scenario: str, system: str, timing: Timing | None, note: str = "") -> Row:
     """One result line: the rate, or None and why not."""
     result: Row = {"scenario": scenario, "system": system}
     result["msgs_per_s"] = round(timing.per_s) if timing else None
@@ -49,7 +49,6 @@ def row(scenario: str, system: str, timing: Timing | None, note: str = "", **ext
         if timing.client_us_per_msg is not None and timing.server_us_per_msg is not None:
             result["client_cpu_us"] = round(timing.client_us_per_msg, 2)
             result["server_cpu_us"] = round(timing.server_us_per_msg, 2)
-    result.update(extra)
     if note:
         result["note"] = note
     return result
