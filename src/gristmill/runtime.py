@@ -182,6 +182,8 @@ class Runtime:
                 log.warning("upkeep failed, will retry: %s", exc)
 
     async def _tick(self, ticker: TickerSpec) -> None:
+        # groups start at new entries: a tick before they exist would be missed by them
+        await self.wait_ready()
         while not self._stop.is_set():
             try:
                 messages = returned_messages(await ticker.handler(), ticker.name)
