@@ -125,16 +125,6 @@ def delayed_wake(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}delayed:wake"
 
 
-def schedules(prefix: str = DEFAULT_PREFIX) -> str:
-    """Hash: schedule name -> next fire time and spec."""
-    return f"{prefix}schedules"
-
-
-def processors(prefix: str = DEFAULT_PREFIX) -> str:
-    """Hash: group name -> JSON of the processor's declaration (for the CLI and dlq replay)."""
-    return f"{prefix}processors"
-
-
 # -- cluster hash slots (pure, for tests and for grouping keys) ---------------------------------
 
 
