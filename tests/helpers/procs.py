@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 _STOP_TIMEOUT_S = 10.0
+_DRAIN_TIMEOUT_S = 2.0
 _POLL_S = 0.02
 
 T = TypeVar("T")
@@ -66,7 +67,11 @@ class Proc:
 
     @property
     def lines(self) -> list[str]:
-        """Every output line so far."""
+        """Every output line so far; once the process has exited, every line it wrote."""
+        if self.process.poll() is not None:
+            # the reader thread may not have read the last lines yet: wait for it (bounded:
+            # a grandchild that inherited the pipe can hold it open)
+            self._reader.join(timeout=_DRAIN_TIMEOUT_S)
         with self._lock:
             return list(self._lines)
 
