@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+import redis as sync_redis
+from click.testing import CliRunner
 from redis.asyncio import Redis
 
 from gristmill.embedded import EmbeddedServer
@@ -28,3 +30,20 @@ async def redis(server: EmbeddedServer) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def db(server: EmbeddedServer) -> Iterator[sync_redis.Redis]:
+    """A synchronous client on a flushed server, for tests that drive the CLI."""
+    client = sync_redis.Redis.from_url(server.url)
+    client.execute_command("FLUSHALL", "SYNC")  # type: ignore[no-untyped-call]
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def cli(server: EmbeddedServer) -> CliRunner:
+    """Runs `runtime` commands in-process against the test server, with a wide console."""
+    return CliRunner(env={"GRISTMILL_REDIS_URL": server.url, "COLUMNS": "200"})

@@ -7,8 +7,6 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-import pytest
-import redis as sync_redis
 from click.testing import CliRunner, Result
 
 from gristmill import keys
@@ -16,27 +14,10 @@ from gristmill.cli import runtime
 from tests.failures.lanes_data import add_dead_sync, entries_sync, original, xadd_sync
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from gristmill.embedded import EmbeddedServer
+    import redis as sync_redis
 
 DEAD = keys.dead_lane("orders", "billing")
 RETRY = keys.retry_lane("orders", "billing")
-
-
-@pytest.fixture
-def db(server: EmbeddedServer) -> Iterator[sync_redis.Redis]:
-    client = sync_redis.Redis.from_url(server.url)
-    client.flushall(asynchronous=False)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def cli(server: EmbeddedServer) -> CliRunner:
-    return CliRunner(env={"GRISTMILL_REDIS_URL": server.url, "COLUMNS": "200"})
 
 
 def raw(field: dict[str, Any]) -> bytes:

@@ -7,7 +7,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import pytest
 import redis as sync_redis
 from click.testing import CliRunner, Result
 
@@ -16,26 +15,9 @@ from gristmill.cli import runtime
 from gristmill.timing.delayed import DelayedStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from gristmill.embedded import EmbeddedServer
 
 T0 = 4_102_444_800_000  # 2100-01-01T00:00:00Z: never due during a test
-
-
-@pytest.fixture
-def db(server: EmbeddedServer) -> Iterator[sync_redis.Redis]:
-    client = sync_redis.Redis.from_url(server.url)
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def cli(server: EmbeddedServer) -> CliRunner:
-    return CliRunner(env={"GRISTMILL_REDIS_URL": server.url, "COLUMNS": "200"})
 
 
 def schedule(url: str, stream: str, count: int, *, step_ms: int = 400) -> None:
