@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from gristmill.embedded import EmbeddedServer, _ping
+from gristmill.embedded import EmbeddedServer, answers_ping
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,7 +43,7 @@ def _attachable(data_dir: Path) -> str | None:
         port = int(record["port"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return f"redis://127.0.0.1:{port}/0" if _ping(port) else None
+    return f"redis://127.0.0.1:{port}/0" if answers_ping(port) else None
 
 
 @contextlib.contextmanager

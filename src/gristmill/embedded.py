@@ -69,7 +69,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     os.setpgrp()  # Ctrl-C in a terminal reaches us, not the server: we stop it in order
 
 
-def _ping(port: int) -> bool:
+def answers_ping(port: int) -> bool:
+    """True if a server on 127.0.0.1:`port` answers PING within half a second."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
             conn.sendall(b"*1\r\n$4\r\nPING\r\n")
@@ -145,7 +146,7 @@ class EmbeddedServer:
         )
         server = cls(binary, data_dir, chosen_port, process, extra_args)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _ping(chosen_port):
+        while not answers_ping(chosen_port):
             if process.poll() is not None or time.monotonic() > deadline:
                 detail = server._failure_detail()
                 server.stop()

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from gristmill.envelope import open_fields
 from gristmill.errors import DecodeError
 from gristmill.failures import reasons
-from gristmill.pipeline.decode import decode, open_fields, resolve_unknown
+from gristmill.pipeline.decode import decode, resolve_unknown
 from gristmill.producer import Publisher
 from gristmill.schemas.cache import SchemaCache
 from tests.helpers.badinput import KINDS, bad_entries

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from gristmill.envelope import Envelope, open_fields
 from gristmill.errors import DecodeError, SchemaError
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
+    from gristmill.envelope import Envelope
     from gristmill.schemas.cache import SchemaCache
 
 
@@ -45,6 +45,3 @@ def decode(envelope: Envelope, cache: SchemaCache) -> Message:
     except ProtobufDecodeError as exc:
         reason = "decode_depth" if "Depth" in str(exc) or "nesting" in str(exc) else "decode_error"
         raise DecodeError(reason, str(exc)) from None
-
-
-__all__ = ("decode", "open_fields", "resolve_unknown")
