@@ -122,6 +122,8 @@ async def test_kill_9_of_workers_mid_batch_loses_and_duplicates_nothing(
             group.start_soon(produce)
             group.start_soon(kill_workers)
         await wait_until_idle(redis, len(numbers), within=240)
+        for worker in workers:  # a replacement killed before it starts up would exit -15
+            await worker.wait_for_line_async("serving", within=30)
         codes = [await worker.terminate_async() for worker in workers]
     assert kills >= 12
     assert codes == [0, 0, 0, 0]

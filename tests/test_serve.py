@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,3 +68,12 @@ async def test_workers_share_the_groups_and_drain_on_sigterm(
     assert codes == [0, 0]
     for stream, group in GROUPS.items():  # every worker drained and removed its consumer
         assert await redis.xinfo_consumers(stream, group) == []
+
+
+def test_sigterm_during_start_up_still_exits_0(server: EmbeddedServer) -> None:
+    env = {"GRISTMILL_REDIS_URL": server.url}
+    with serve("tests.apps.slow_import:app", env=env) as worker:
+        time.sleep(1.5)  # `import gristmill` is done (~0.35 s); the app is still importing
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=30) == 0, worker.output
+    assert worker.find_line("stop asked during start-up") is not None

@@ -31,6 +31,7 @@ from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
 from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
+from gristmill.stopping import STOP_ASKED
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.sweeper import Sweeper
 
@@ -254,6 +255,9 @@ def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -
                         runtime.stop()
 
                 group.start_soon(watch_signals)
+                if STOP_ASKED.is_set():  # SIGTERM came while starting: drain straight away
+                    log.info("stop asked during start-up: draining")
+                    runtime.stop()
                 log.info(
                     "serving %d processors of %s as consumer %s",
                     len(runtime.loops), app.name, runtime.consumer,
@@ -296,5 +300,7 @@ def _serve_workers(target: str, url: str, workers: int, only: tuple[str, ...]) -
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if STOP_ASKED.is_set():  # asked to stop while we were starting them
+        forward(signal.SIGTERM, None)
     codes = [child.wait() for child in children]
     return max(codes, key=abs)

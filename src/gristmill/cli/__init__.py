@@ -11,6 +11,7 @@ from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
+from gristmill.stopping import catch_early_stop
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,4 +27,5 @@ runtime.add_command(delayed)
 
 def main() -> None:
     """Entry point of the `runtime` console script and `python -m gristmill`."""
+    catch_early_stop()
     runtime(prog_name="runtime")
