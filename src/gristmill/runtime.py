@@ -235,7 +235,7 @@ def serve_app(
 ) -> int:
     """Serve `app` until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
     configure_logging(settings.log_level)
-    with server_url(settings) as url:
+    with server_url(settings, keep=True) as url:
         if workers > 1:
             return _serve_workers(target, url, workers, only)
         return _serve_here(app, settings, url, only)

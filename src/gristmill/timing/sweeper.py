@@ -20,6 +20,7 @@ import anyio.lowlevel
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError, ResponseError
 
+from gristmill.incident import Incident
 from gristmill.timing.delayed import MAX_BATCH, DelayedStore, Fencing
 from gristmill.timing.leader import Lease
 
@@ -98,6 +99,8 @@ class Sweeper:
         self._listening: anyio.Event | None = None
         self._targets: list[str] = []
         self._targets_read_at: float | None = None  # anyio time; None: read before the next pass
+        self._unreachable = Incident(log, "sweeper lease: cannot reach the server")
+        self._wake_lost = Incident(log, "sweeper wake channel lost, resubscribing")
 
     @classmethod
     def from_settings(
@@ -131,10 +134,12 @@ class Sweeper:
 
     async def _try_acquire(self) -> bool:
         try:
-            return await self.lease.acquire()
+            acquired = await self.lease.acquire()
         except (RedisError, OSError) as exc:
-            log.warning("sweeper lease: cannot reach the server: %s", exc)
+            self._unreachable.failed(exc)  # h2: once per outage, not once per try
             return False
+        self._unreachable.ok()
+        return acquired
 
     async def _sweep_while_leader(self) -> None:
         while True:
@@ -225,6 +230,7 @@ class Sweeper:
                 await pubsub.get_message(timeout=WAKE_POLL_S)  # the server confirmed it
                 if self._listening is not None:
                     self._listening.set()
+                self._wake_lost.ok()
                 while True:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=WAKE_POLL_S
@@ -233,7 +239,7 @@ class Sweeper:
                         self._targets_read_at = None  # the store may be a new target
                         self._wake.set()
             except (RedisError, OSError) as exc:
-                log.warning("sweeper wake channel lost, resubscribing: %s", exc)
+                self._wake_lost.failed(exc)  # h2: once per outage
                 await anyio.sleep(WAKE_POLL_S)
             finally:
                 with anyio.CancelScope(shield=True):
