@@ -77,3 +77,26 @@ def test_runtime_exits_nonzero_with_one_line_and_no_traceback() -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[0].startswith("error: GRISTMILL_REDIS_URL: expected redis://"), result.stderr
     assert any(line.startswith("fix:") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1048576", 1 << 20), ("1MiB", 1 << 20), ("512 KiB", 512 * 1024), ("2MB", 2_000_000)],
+)
+def test_max_entry_bytes_takes_sizes_with_units(
+    monkeypatch: pytest.MonkeyPatch, text: str, size: int
+) -> None:
+    monkeypatch.setenv("GRISTMILL_MAX_ENTRY_BYTES", text)
+    assert load_settings().max_entry_bytes == size
+
+
+def test_a_size_with_an_unknown_unit_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRISTMILL_MAX_ENTRY_BYTES", "1 parsec")
+    with pytest.raises(ConfigError, match="GRISTMILL_MAX_ENTRY_BYTES: expected a size"):
+        load_settings()
+
+
+@pytest.mark.parametrize("level", ["debug", "Info", "WARNING"])
+def test_log_levels_are_case_insensitive(monkeypatch: pytest.MonkeyPatch, level: str) -> None:
+    monkeypatch.setenv("GRISTMILL_LOG_LEVEL", level)
+    assert load_settings().log_level == level.upper()

@@ -31,6 +31,7 @@ from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
 from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
+from gristmill.startup import reach_server
 from gristmill.stopping import STOP_ASKED
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.sweeper import Sweeper
@@ -110,9 +111,15 @@ class Runtime:
                 await self.redis.aclose()
 
     async def _adopt_schemas(self) -> None:
-        for schema in self.app.schemas:
-            for name in schema.message_names():
-                await self.cache.id_for(schema.descriptor(name))
+        descriptors = [
+            schema.descriptor(name)
+            for schema in self.app.schemas
+            for name in schema.message_names()
+        ]
+        for descriptor in descriptors:  # check all, then register all: a refusal leaves nothing
+            await self.cache.registry.check(descriptor)
+        for descriptor in descriptors:
+            await self.cache.id_for(descriptor)
 
     async def _register_lanes(self) -> None:
         """Tell the sweeper about every lane our retries and requeues are parked for."""
@@ -246,6 +253,13 @@ def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -
 
     async def main() -> None:
         runtime = Runtime(app, settings, url, only=only)
+        try:  # h2: before "serving": what stops the start is one error line, not a traceback
+            await reach_server(runtime.redis, url, settings.start_timeout)
+            require_upb()
+            await runtime._adopt_schemas()
+        except BaseException:
+            await runtime.redis.aclose()
+            raise
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with anyio.create_task_group() as group:
 

@@ -8,10 +8,12 @@ Redis URL may hold a password) are SecretStr: masked in repr, logs and dumps.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,8 +30,10 @@ URL_SHAPE = (
 class Settings(BaseSettings):
     """Everything a gristmill process can be told from outside; frozen once read."""
 
+    # extra="ignore": a .env shared with other tools holds keys without our prefix; unknown
+    # GRISTMILL_ keys are refused by load_settings, named as written
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", frozen=True, extra="forbid"
+        env_prefix=ENV_PREFIX, env_file=".env", frozen=True, extra="ignore"
     )
 
     redis_url: SecretStr | None = None  # None: start the embedded server
@@ -47,7 +51,19 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     delayed_layout: Literal["buckets", "zset"] = "buckets"  # docs/delayed.md: memory vs precision
     delayed_bucket_ms: PositiveInt = 1000  # bucket width: entries are released up to this late
-    lease_ttl_ms: PositiveInt = 2000  # leader lease; failover takes at most ttl + renew interval
+    lease_ttl_ms: int = Field(default=2000, ge=30)  # leader lease; failover <= ttl + renewal
+    start_timeout: float = Field(default=30.0, ge=0)  # h2: seconds to retry an unreachable server
+    # at start, with backoff, before giving up (0: try once)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("max_entry_bytes", mode="before")
+    @classmethod
+    def _size_with_unit(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("redis_url")
     @classmethod
@@ -86,6 +102,30 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
 
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `text`: `1048576`, `1MiB`, `512 KiB`, `2MB` (KB/MB/GB are powers of 1000).
+
+    Raises:
+        ValueError: If `text` is not a whole number of bytes with a known unit.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"expected a size like 1048576, 1MiB or 512KiB, not {text!r}")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _dotenv_keys() -> list[str]:
+    try:
+        return list(dotenv_values(".env"))
+    except OSError:
+        return []
+
+
 def env_name(field: str) -> str:
     """The environment variable that sets `field`: `redis_url` -> `GRISTMILL_REDIS_URL`."""
     return f"{ENV_PREFIX}{field.upper()}"
@@ -99,7 +139,9 @@ def load_settings(**overrides: Any) -> Settings:
     """
     known = {env_name(name) for name in Settings.model_fields}
     unknown = sorted(
-        name for name in os.environ if name.startswith(ENV_PREFIX) and name not in known
+        name
+        for name in {*os.environ, *_dotenv_keys()}
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
     )
     if unknown:
         raise ConfigError(

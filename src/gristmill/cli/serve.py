@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from gristmill.app import App
 from gristmill.cli.output import fail
-from gristmill.errors import ConfigError, ServerError
+from gristmill.errors import ConfigError, GristmillError
 from gristmill.settings import Settings, load_settings
+from gristmill.startup import fix_for
 
 
 def load_app(target: str) -> App:
@@ -29,9 +32,15 @@ def load_app(target: str) -> App:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
-    app = getattr(module, attribute, None)
+    apps = sorted(name for name, value in vars(module).items() if isinstance(value, App))
+    found = ", ".join(f"{module_name}:{name}" for name in apps) or "none"
+    if not hasattr(module, attribute):
+        raise ConfigError(f"{module_name} has no attribute {attribute!r}; Apps in it: {found}")
+    app = getattr(module, attribute)
     if not isinstance(app, App):
-        raise ConfigError(f"{target!r} is not a gristmill App (found {type(app).__name__})")
+        raise ConfigError(
+            f"{target!r} is a {type(app).__name__}, not a gristmill App; Apps in it: {found}"
+        )
     return app
 
 
@@ -64,10 +73,19 @@ def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
             )
     except ConfigError as exc:
         fail(str(exc), "check the app path and processor names")
+    except GristmillError as exc:  # a schema the module loads at import (load_proto)
+        start_failed(exc, settings)
     from gristmill.runtime import serve_app  # deferred: `runtime --help` stays fast
 
     try:
         code = serve_app(app, target, settings, workers=workers, only=only)
-    except ServerError as exc:
-        fail(str(exc), "set GRISTMILL_REDIS_URL to a reachable server, or check the data dir")
+    except GristmillError as exc:
+        start_failed(exc, settings)
     raise SystemExit(code)
+
+
+def start_failed(error: GristmillError, settings: Settings) -> NoReturn:
+    """End a failed start with `error:` and `fix:` lines; the traceback only at DEBUG."""
+    if settings.log_level == "DEBUG":
+        traceback.print_exception(error)
+    fail(str(error), fix_for(error))

@@ -69,11 +69,26 @@ def compile_proto(
         return descriptor_pb2.FileDescriptorSet.FromString(output.read_bytes())
 
 
+def _beside_caller(path: str | Path) -> Path:
+    """`path` as given if it exists (relative to the current directory), else relative to the
+    file of `load_proto`'s caller, so a service finds its .proto from any working directory."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    caller = sys._getframe(2).f_globals.get("__file__")
+    if isinstance(caller, str):
+        beside = Path(caller).resolve().parent / given
+        if beside.exists():
+            return beside
+    return given
+
+
 def load_proto(path: str | Path, include: Sequence[str | Path] = ()) -> BuiltSchema:
     """The message classes of the .proto file `path`, in a pool of their own.
 
     Args:
-        path: The .proto file.
+        path: The .proto file: absolute, relative to the current directory, or else relative
+            to the directory of the module that calls `load_proto`.
         include: Directories imports are resolved against (default: the file's directory).
 
     Returns:
@@ -83,5 +98,5 @@ def load_proto(path: str | Path, include: Sequence[str | Path] = ()) -> BuiltSch
     Raises:
         InvalidSchema: If protoc or the protobuf runtime refuses the file.
     """
-    file_set = compile_proto(path, include)
+    file_set = compile_proto(_beside_caller(path), include)
     return BuiltSchema(new_pool(file_set), file_set)

@@ -86,6 +86,28 @@ class SchemaRegistry:
         """
         return await self.register_file_set(file_set_of(descriptor), descriptor.full_name, subject)
 
+    async def check(self, descriptor: MessageDescriptor, subject: str | None = None) -> None:
+        """Raise what `register` would raise for `descriptor` now, and write nothing.
+
+        A start that checks every schema first and then registers them registers none when
+        one is refused.
+
+        Raises:
+            InvalidSchema: If the schema passes a limit or cannot be described.
+            IncompatibleSchema: If it breaks the subject's compatibility mode.
+        """
+        file_set = file_set_of(descriptor)
+        subject = descriptor.full_name if subject is None else subject
+        _check_subject(subject)
+        check_limits(file_set)
+        record = SchemaRecord.create(
+            file_set, descriptor.full_name, subject, 0, self.clock.now_ms()
+        )
+        versions_key = keys.subject_versions(subject, self.prefix)
+        ids = [_text(value) for value in await self.redis.lrange(versions_key, 0, -1)]
+        if record.schema_id not in ids:
+            await self._check_compatible(subject, ids, record)
+
     async def register_file_set(
         self,
         file_set: descriptor_pb2.FileDescriptorSet,
