@@ -54,11 +54,11 @@ def server_url(settings: Settings, *, announce: bool = True, keep: bool = False)
                 f"gristmill: no GRISTMILL_REDIS_URL set; {how} {attachment.url} "
                 f"with data in {data_dir}\n"
             )
-            if attachment.fresh:
-                sys.stderr.write(
-                    f"gristmill: {data_dir} held no data: this is a new, empty server; to "
-                    "reach a service started elsewhere, run from its directory or pass --url\n"
-                )
+        if attachment.fresh:  # even when not announcing: an empty server surprises everyone
+            sys.stderr.write(
+                f"gristmill: {data_dir} held no data: this is a new, empty server; to "
+                "reach a service started elsewhere, run from its directory or pass --url\n"
+            )
         yield attachment.url
     finally:
         shared.close()

@@ -86,6 +86,7 @@ def test_show_lists_entries_and_one_in_full(cli: CliRunner, db: sync_redis.Redis
 
 
 def test_show_of_a_missing_entry_names_the_fix(cli: CliRunner, db: sync_redis.Redis) -> None:
+    db.xgroup_create("orders", "billing", id="0", mkstream=True)  # the lane exists, empty
     result = run(cli, "show", "orders", "billing", "1-0")
     assert result.exit_code == 2
     assert "no entry 1-0" in result.stderr

@@ -9,12 +9,15 @@ import click
 
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
+from gristmill.cli.globals import RuntimeGroup, url_option
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 from gristmill.stopping import catch_early_stop
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RuntimeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@url_option
+@click.version_option(package_name="gristmill", prog_name="runtime")
 def runtime() -> None:
     """Stream processors on Redis Streams: serve them, inspect their streams and lanes."""
 

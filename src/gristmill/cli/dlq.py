@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
+from redis.exceptions import ResponseError
 from rich.table import Table
 from rich.text import Text
 
@@ -103,6 +104,26 @@ _start_option = click.option("--start", default="-", show_default=True, help="Fi
 _end_option = click.option("--end", default="+", show_default=True, help="Last entry id.")
 
 
+async def _missing(redis: Redis, stream: str, group: str) -> str | None:
+    """Why there is no dead lane of `group` reading `stream` to look at, or None if there is."""
+    dead, _ = lanes.lane_keys(stream, group)
+    if await redis.exists(dead):
+        return None
+    if not await redis.exists(stream):
+        return f"no stream {stream} (and no dead lane {dead})"
+    try:
+        groups = sorted(str(info["name"], "utf-8") for info in await redis.xinfo_groups(stream))
+    except ResponseError:
+        return f"{stream} is not a stream"
+    if group not in groups:
+        return f"{stream} has no group {group}; its groups: {', '.join(groups) or 'none'}"
+    return None  # a real group that has dead-lettered nothing yet: an empty lane
+
+
+def _no_lane(problem: str) -> NoReturn:
+    fail(problem, "see the lanes that exist with `runtime dlq list`")
+
+
 @click.group()
 def dlq() -> None:
     """Dead-letter lanes: list them, show their entries, replay them, purge them."""
@@ -175,10 +196,15 @@ def show(
     else:
         selection = _selection(reasons, start, end, count)
 
-    async def work(redis: Redis) -> list[lanes.DeadEntry]:
+    async def work(redis: Redis) -> list[lanes.DeadEntry] | str:
+        missing = await _missing(redis, stream, group)
+        if missing is not None:
+            return missing
         return [entry async for entry in lanes.read_entries(redis, stream, group, selection)]
 
     entries = with_redis(settings, work)
+    if isinstance(entries, str):
+        _no_lane(entries)
     if entry_id is not None:
         if not entries:
             fail(
@@ -289,10 +315,15 @@ def purge(
     selection = _selection(reasons, start, end)
     dead, _ = lanes.lane_keys(stream, group)
 
-    async def select(redis: Redis) -> list[str]:
+    async def select(redis: Redis) -> list[str] | str:
+        missing = await _missing(redis, stream, group)
+        if missing is not None:
+            return missing
         return await lanes.select_ids(redis, stream, group, selection)
 
     ids = with_redis(settings, select)
+    if isinstance(ids, str):
+        _no_lane(ids)
     deleted = 0
     if ids:
         if not yes:

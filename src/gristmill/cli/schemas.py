@@ -294,9 +294,17 @@ def codegen(subject_names: tuple[str, ...], out_dir: Path) -> None:
 def mode(subject: str, mode: str | None) -> None:
     """Show SUBJECT's compatibility mode, or set it to MODE."""
 
-    async def run(registry: SchemaRegistry) -> Mode:
+    async def run(registry: SchemaRegistry) -> Mode | list[str]:
+        if not await registry.versions(subject):
+            return await registry.subjects()  # a typo must not create a subject's mode
         if mode is not None:
             await registry.set_compatibility(subject, Mode(mode))
         return await registry.compatibility(subject)
 
-    out.print(f"{escape(subject)}: {_with_registry(run).value}")
+    found = _with_registry(run)
+    if isinstance(found, list):
+        fail(
+            f"no subject {subject}; subjects: {', '.join(sorted(found)) or 'none yet'}",
+            "give a subject from `runtime schemas list` (a subject exists once registered)",
+        )
+    out.print(f"{escape(subject)}: {found.value}")
