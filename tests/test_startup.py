@@ -8,7 +8,10 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+import redis as sync_redis
 
+from gristmill import Publisher
+from gristmill.errors import ConfigError
 from gristmill.schemas.registry import SchemaRegistry
 from tests.apps.two_schemas import _second
 
@@ -115,3 +118,25 @@ def test_dotenv_ignores_other_tools_keys_and_names_typos_as_written(tmp_path: Pa
     assert_one_error(code, err, "GRISTMILL_BACH: unknown setting")
     assert "GRISTMILL_GRISTMILL" not in err
     assert "DATABASE_URL" not in err
+
+
+def test_publisher_refuses_a_sync_client_saying_which_to_use(server: EmbeddedServer) -> None:
+    client = sync_redis.Redis.from_url(server.url)
+    try:
+        with pytest.raises(ConfigError, match="from redis.asyncio import Redis"):
+            Publisher(client)  # type: ignore[arg-type]  # the mistake under test
+    finally:
+        client.close()
+
+
+def test_load_proto_finds_a_file_beside_the_calling_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "x.proto").write_text('syntax = "proto3";\nmessage X { int32 a = 1; }\n')
+    module = tmp_path / "svc" / "mod.py"
+    monkeypatch.chdir(tmp_path)  # elsewhere: x.proto is not in the current directory
+    namespace: dict[str, object] = {"__file__": str(module)}
+    code = "from gristmill import load_proto\nSCHEMA = load_proto('x.proto')\n"
+    exec(compile(code, str(module), "exec"), namespace)  # noqa: S102 - a module, as imported
+    assert "X" in namespace["SCHEMA"].message_names()  # type: ignore[attr-defined]

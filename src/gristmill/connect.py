@@ -12,10 +12,12 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+import redis as sync_redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from gristmill.errors import ConfigError
 from gristmill.shared_server import SharedServer
 
 if TYPE_CHECKING:
@@ -62,6 +64,19 @@ def server_url(settings: Settings, *, announce: bool = True, keep: bool = False)
         yield attachment.url
     finally:
         shared.close()
+
+
+def require_async_client(redis: object) -> None:
+    """Refuse a synchronous redis-py client where an asyncio one is needed, saying which.
+
+    Raises:
+        ConfigError: If `redis` is a `redis.Redis` or `redis.RedisCluster` (the sync ones).
+    """
+    if isinstance(redis, (sync_redis.Redis, sync_redis.RedisCluster)):
+        raise ConfigError(
+            f"got a synchronous {type(redis).__name__}; gristmill needs an asyncio client: "
+            "`from redis.asyncio import Redis` and pass `Redis.from_url(url)`"
+        )
 
 
 def redis_client(url: str, settings: Settings) -> Redis:

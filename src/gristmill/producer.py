@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gristmill.connect import require_async_client
 from gristmill.envelope import seal
 from gristmill.keys import DEFAULT_PREFIX
 from gristmill.schemas.registry import SchemaRegistry
@@ -31,6 +32,7 @@ class Publisher:
         compress_above: int = 4096,
         settings: Settings | None = None,
     ) -> None:
+        require_async_client(redis)  # h2: a sync client fails here, not at the first await
         self.redis = redis
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
