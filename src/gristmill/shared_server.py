@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +38,20 @@ SAME_PORT_RETRY_S = 5.0  # a stopping server may hold the port for a moment: ret
 def url_of(port: int) -> str:
     """The redis:// URL of an embedded server on `port`."""
     return f"redis://127.0.0.1:{port}/0"
+
+
+def listening(port: int) -> bool:
+    """True if something accepts connections on 127.0.0.1:`port`.
+
+    Not PING: a server that is busy (a long script) or still loading its AOF answers late or
+    with -LOADING, and must not be taken for gone: starting a second one on its data would
+    corrupt it.
+    """
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def recorded_port(data_dir: Path) -> int | None:
@@ -108,7 +123,7 @@ class SharedServer:
         with (self.data_dir / LOCK).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             port = recorded_port(self.data_dir)
-            if port is not None and answers_ping(port):
+            if port is not None and (answers_ping(port) or listening(port)):
                 self.port = port
                 return False
             server = self._start(port)
@@ -139,7 +154,7 @@ class SharedServer:
         down_since: float | None = None
         while not self._stop.wait(WATCH_INTERVAL_S):
             assert self.port is not None
-            if answers_ping(self.port):
+            if answers_ping(self.port) or listening(self.port):
                 if down_since is not None:
                     log.info(
                         "embedded server back on %s after %.1f s",
