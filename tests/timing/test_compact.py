@@ -29,7 +29,7 @@ def make_store(redis: Redis) -> DelayedStore:
     return DelayedStore(redis, layout="buckets", bucket_ms=1000, clock=FakeClock(T0))
 
 
-async def test_a_plain_entry_is_stored_as_its_payload_and_three_bytes(redis: Redis) -> None:
+async def test_a_plain_entry_is_stored_as_its_payload_and_two_bytes(redis: Redis) -> None:
     store = make_store(redis)
     await store.schedule_many(
         [("orders", [b"schema_id", ID_A, b"payload", b"p" * 80], T0),
@@ -41,7 +41,7 @@ async def test_a_plain_entry_is_stored_as_its_payload_and_three_bytes(redis: Red
         for m in await redis.lrange(keys.delayed_bucket("orders", T0), 0, -1)
         if isinstance(m, bytes)
     ]
-    assert [len(member) for member in stored] == [83, 83, 203]  # 0xC1, ref, 0 extra, payload
+    assert [len(member) for member in stored] == [82, 82, 202]  # 0xC1, ref, payload
     assert [unpack_compact(member)[0] for member in stored] == [1, 2, 1]
     assert await redis.hgetall(keys.delayed_schema_ids("orders")) == {b"1": ID_A, b"2": ID_B}
     assert [e.fields for e in await store.peek("orders")] == [
@@ -86,5 +86,8 @@ async def test_a_lost_schema_number_delivers_the_entry_as_corrupt(redis: Redis) 
 
 @given(st.integers(min_value=0, max_value=2**53))
 def test_varints_round_trip(value: int) -> None:
-    packed = b"\xc1" + pack_varint(value) + pack_varint(0) + b"tail"
-    assert unpack_compact(packed) == (value, [], b"tail")
+    plain = b"\xc1" + pack_varint(value * 2) + b"tail"
+    assert unpack_compact(plain) == (value, [], b"tail")
+    extra = pack_entry([b"key", b"k"])
+    with_extra = b"\xc1" + pack_varint(value * 2 + 1) + pack_varint(len(extra)) + extra + b"t"
+    assert unpack_compact(with_extra) == (value, [b"key", b"k"], b"t")

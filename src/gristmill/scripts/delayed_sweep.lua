@@ -60,9 +60,10 @@ end
 -- goes to the target as {delayed_corrupt = raw bytes}, which its consumers dead-letter.
 local schema_ids = {}  -- ref -> schema id, read once per call
 local function publish_compact(packed)
-  local ref, at = read_varint(packed, 2)
-  local size
-  if ref ~= nil then size, at = read_varint(packed, at) end
+  local code, at = read_varint(packed, 2)
+  if code == nil then return false end
+  local ref, size = math.floor(code / 2), 0
+  if code % 2 == 1 then size, at = read_varint(packed, at) end
   if size == nil then return false end
   local id = schema_ids[ref]
   if id == nil then

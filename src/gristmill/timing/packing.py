@@ -128,8 +128,9 @@ def pack_varint(value: int) -> bytes:
 def unpack_compact(member: bytes) -> tuple[int, list[bytes], bytes]:
     """(schema ref, the fields after schema_id and payload, payload) of a compact entry.
 
-    Layout: 0xC1, varint(schema ref), varint(len(extra)), extra (a wire entry, or nothing),
-    payload (to the end). The ref is resolved through keys.delayed_schema_ids.
+    Layout: 0xC1, varint(2 * schema ref + 1 if there are extra fields else 0), then if
+    there are: varint(len(extra)), extra (a wire entry); then the payload, to the end. The
+    ref is resolved through keys.delayed_schema_ids.
 
     Raises:
         ValueError: If `member` is not a compact entry or is truncated.
@@ -137,8 +138,10 @@ def unpack_compact(member: bytes) -> tuple[int, list[bytes], bytes]:
     if not is_compact_entry(member):
         raise ValueError("not a compact entry")
     try:
-        ref, at = _read_varint(member, 1)
-        size, at = _read_varint(member, at)
+        code, at = _read_varint(member, 1)
+        ref, size = code >> 1, 0
+        if code & 1:
+            size, at = _read_varint(member, at)
     except IndexError as exc:
         raise ValueError("compact entry is truncated") from exc
     if at + size > len(member):

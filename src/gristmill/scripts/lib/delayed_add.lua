@@ -24,10 +24,15 @@
   The derived keys share store_key's hash slot (its {tag}). Returns nothing, or an error
   reply (before any write) if member is not a packed entry. ]]
 --!include lib/packed.lua
-local schema_ref_of = {}  -- per script call: store .. '\0' .. schema id -> ref
+local schema_ref_of = {}  -- per script call: store -> {schema id -> ref}
 
 local function schema_ref(store_key, id)
-  local cached = schema_ref_of[store_key .. '\0' .. id]
+  local known = schema_ref_of[store_key]
+  if known == nil then
+    known = {}
+    schema_ref_of[store_key] = known
+  end
+  local cached = known[id]
   if cached then return cached end
   local refs = store_key .. ':schema-refs'
   local ref = redis.call('HGET', refs, id)
@@ -38,13 +43,38 @@ local function schema_ref(store_key, id)
     redis.call('HSET', refs, id, ref)
     redis.call('HSET', store_key .. ':schema-ids', ref, id)
   end
-  schema_ref_of[store_key .. '\0' .. id] = ref
+  known[id] = ref
   return ref
 end
 
 -- the compact form of a wire entry, or the entry itself when it does not start schema_id
 -- (code 1), payload (code 2)
+local function str_at(s, at)  -- a msgpack str at `at`: its first byte and end, or nil
+  local b = string.byte(s, at)
+  if b == nil then return nil end
+  if b >= 0xa0 and b <= 0xbf then return at + 1, at + b - 0xa0 end
+  if b == 0xd9 then
+    local n = string.byte(s, at + 1)
+    if n then return at + 2, at + 1 + n end
+  elseif b == 0xda then
+    local hi, lo = string.byte(s, at + 1, at + 2)
+    if lo then return at + 3, at + 2 + hi * 256 + lo end
+  end
+  return nil
+end
+
 local function compact(store_key, member)
+  -- the common entry, {schema_id, payload} and nothing else, without building a Lua table
+  if string.byte(member, 1) == 0x94 and string.byte(member, 2) == 1 then
+    local id_from, id_to = str_at(member, 3)
+    if id_from and string.byte(member, id_to + 1) == 2 then
+      local from, to = str_at(member, id_to + 2)
+      if from and to == #member then
+        local ref = schema_ref(store_key, string.sub(member, id_from, id_to))
+        return '\193' .. varint(ref * 2) .. string.sub(member, from)
+      end
+    end
+  end
   local ok, fields = pcall(cmsgpack.unpack, member)
   if not ok or type(fields) ~= 'table' or fields[1] ~= 1 or fields[3] ~= 2
       or type(fields[2]) ~= 'string' or type(fields[4]) ~= 'string' then
@@ -56,8 +86,9 @@ local function compact(store_key, member)
     for i = 5, #fields do rest[#rest + 1] = fields[i] end
     extra = cmsgpack.pack(rest)
   end
-  return '\193' .. varint(schema_ref(store_key, fields[2])) .. varint(#extra) .. extra
-      .. fields[4]
+  local ref = schema_ref(store_key, fields[2])
+  if extra == '' then return '\193' .. varint(ref * 2) .. fields[4] end
+  return '\193' .. varint(ref * 2 + 1) .. varint(#extra) .. extra .. fields[4]
 end
 
 local function delayed_add(store_key, due_ms, member, wake_channel, bucket_ms)

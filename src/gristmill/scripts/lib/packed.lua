@@ -6,7 +6,7 @@
     local function varint(n)                 n >= 0 as LEB128 bytes
     local function read_varint(s, at)        -> n, the index after it (nil at a bad end)
   A compact entry (the bucket layout stores these for entries that start schema_id, payload):
-    0xC1, varint(schema ref), varint(#extra), extra, payload (to the end of the string)
+    0xC1, varint(2 * schema ref + has extra), [varint(#extra), extra], payload (to the end)
   schema ref: the store's number for the schema id (hash store .. ':schema-refs', id -> ref;
   store .. ':schema-ids', ref -> id); extra: the other fields as a wire entry, or nothing ]]
 local function is_wire_entry(member)
