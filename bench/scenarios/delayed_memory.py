@@ -131,6 +131,7 @@ async def measure(url: str, size: int) -> list[dict[str, object]]:
                     "server": server,
                 }
             )
+            print(rows[-1], file=sys.stderr, flush=True)  # a long run shows each row as it ends
         await flush_sync(redis)
     finally:
         await redis.aclose()
