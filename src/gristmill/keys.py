@@ -77,6 +77,16 @@ def delayed_fence(stream: str) -> str:
     return f"{slot_prefix(stream)}:delayed:fence"
 
 
+def delayed_schema_refs(stream: str) -> str:
+    """Hash: schema id -> the small number compact entries of `stream`'s store use for it."""
+    return f"{slot_prefix(stream)}:delayed:schema-refs"
+
+
+def delayed_schema_ids(stream: str) -> str:
+    """Hash: the store's number for a schema id -> that schema id (delayed_schema_refs' inverse)."""
+    return f"{slot_prefix(stream)}:delayed:schema-ids"
+
+
 def class_lane(stream: str, execution_class: str) -> str:
     """The stream where delayed entries of `stream` in `execution_class` (e.g. long) arrive."""
     return f"{slot_prefix(stream)}:class:{execution_class}"

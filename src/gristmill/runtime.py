@@ -5,7 +5,7 @@
 One process: every processor loop, every ticker, in one anyio task group. SIGTERM or SIGINT
 asks each loop to stop reading, finish the batch in hand and commit it; after `grace` seconds
 whatever is still running is cancelled (its entries stay pending and are reclaimed later).
-`--workers N` starts N such processes against the same server and forwards signals to them.
+`--workers N` starts N such processes against the same server (gristmill.supervisor).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import signal
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -33,6 +31,7 @@ from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.startup import reach_server
 from gristmill.stopping import STOP_ASKED
+from gristmill.supervisor import serve_workers
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.sweeper import Sweeper
 
@@ -244,7 +243,7 @@ def serve_app(
     configure_logging(settings.log_level)
     with server_url(settings, keep=True) as url:
         if workers > 1:
-            return _serve_workers(target, url, workers, only)
+            return serve_workers(target, url, workers, only)
         return _serve_here(app, settings, url, only)
 
 
@@ -298,23 +297,3 @@ def _leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
     return [error]
-
-
-def _serve_workers(target: str, url: str, workers: int, only: tuple[str, ...]) -> int:
-    env = {**os.environ, "GRISTMILL_REDIS_URL": url}
-    command = [sys.executable, "-m", "gristmill", "serve", target, "--workers", "1"]
-    for name in only:
-        command += ["--only", name]
-    children = [subprocess.Popen(command, env=env) for _ in range(workers)]
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    if STOP_ASKED.is_set():  # asked to stop while we were starting them
-        forward(signal.SIGTERM, None)
-    codes = [child.wait() for child in children]
-    return max(codes, key=abs)

@@ -10,7 +10,7 @@ local wake, width = ARGV[1], ARGV[2]
 local items = cmsgpack.unpack(ARGV[3])
 -- check every member before the first write: a script that fails half way keeps its writes
 for i = 3, #items, 3 do
-  if not is_packed_entry(items[i]) then
+  if not is_wire_entry(items[i]) then
     return redis.error_reply('ERR delayed_schedule: entry ' .. (i / 3) .. ' is not packed')
   end
 end

@@ -58,7 +58,42 @@ end
 -- A script that fails half way keeps its earlier writes (Redis has no rollback), so nothing
 -- below may raise once writing began: an entry that does not unpack or that XADD refuses
 -- goes to the target as {delayed_corrupt = raw bytes}, which its consumers dead-letter.
+local schema_ids = {}  -- ref -> schema id, read once per call
+local function publish_compact(packed)
+  local code, at = read_varint(packed, 2)
+  if code == nil then return false end
+  local ref, size = math.floor(code / 2), 0
+  if code % 2 == 1 then size, at = read_varint(packed, at) end
+  if size == nil then return false end
+  local id = schema_ids[ref]
+  if id == nil then
+    id = redis.call('HGET', store .. ':schema-ids', ref)
+    if not id then return false end
+    schema_ids[ref] = id
+  end
+  local payload = string.sub(packed, at + size)
+  local added, reply
+  if size == 0 then
+    added, reply = pcall(redis.pcall, 'XADD', target, '*', 'schema_id', id, 'payload', payload)
+  else
+    local ok, fields = pcall(cmsgpack.unpack, string.sub(packed, at, at + size - 1))
+    if not ok or type(fields) ~= 'table' or #fields % 2 ~= 0 then return false end
+    for i = 1, #fields, 2 do
+      if type(fields[i]) == 'number' then fields[i] = NAMES[fields[i]] or '?' end
+    end
+    added, reply = pcall(redis.pcall, 'XADD', target, '*', 'schema_id', id, 'payload', payload,
+                         unpack(fields))
+  end
+  return added and type(reply) == 'string'
+end
+
 local function publish(packed)
+  if string.byte(packed, 1) == 0xc1 then
+    if not publish_compact(packed) then
+      redis.call('XADD', target, '*', 'delayed_corrupt', packed)
+    end
+    return
+  end
   local ok, _, fields = pcall(cmsgpack.unpack_one, packed, 0)  -- a zset suffix is ignored
   if ok and type(fields) == 'table' and #fields > 0 and #fields % 2 == 0 then
     for i = 1, #fields, 2 do

@@ -24,14 +24,17 @@ from redis.exceptions import NoScriptError
 
 from gristmill import keys, scripts
 from gristmill.clock import SYSTEM_CLOCK, Clock
+from gristmill.envelope import PAYLOAD, SCHEMA_ID
 from gristmill.errors import ConfigError
 from gristmill.timing.due import due_ms_for
 from gristmill.timing.packing import (
+    is_compact_entry,
     is_packed_entry,
     pack_array_header,
     pack_entry,
     pack_str,
     pack_uint,
+    unpack_compact,
     unpack_entry,
 )
 
@@ -370,6 +373,7 @@ class DelayedStore:
         """The first `limit` waiting entries of `stream`, earliest release first."""
         store = keys.delayed_store(stream)
         found: list[DelayedEntry] = []
+        ids: dict[int, bytes] = {}
         start = 0
         while len(found) < limit:
             members = _scored(
@@ -385,6 +389,19 @@ class DelayedStore:
                     continue
                 bucket = keys.delayed_bucket(stream, int(member))
                 packed = await self.redis.lrange(bucket, 0, limit - len(found) - 1)
-                found.extend(DelayedEntry(release, unpack_entry(_as_bytes(p))) for p in packed)
+                found.extend(
+                    [DelayedEntry(release, await self._unpack(stream, _as_bytes(raw), ids))
+                     for raw in packed]
+                )  # fmt: skip
             start += limit
         return found
+
+    async def _unpack(self, stream: str, member: bytes, ids: dict[int, bytes]) -> list[bytes]:
+        """The flat fields of a stored entry, wire or compact (its schema ref looked up)."""
+        if not is_compact_entry(member):
+            return unpack_entry(member)
+        ref, extra, payload = unpack_compact(member)
+        if ref not in ids:
+            found = await self.redis.hget(keys.delayed_schema_ids(stream), str(ref))
+            ids[ref] = b"?" if found is None else _as_bytes(found)
+        return [SCHEMA_ID, ids[ref], PAYLOAD, payload, *extra]

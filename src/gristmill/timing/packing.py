@@ -42,6 +42,8 @@ FIELD_CODES: tuple[bytes, ...] = (
 _CODE_OF = {name: index + 1 for index, name in enumerate(FIELD_CODES)}
 _CODE_BYTES = {code: bytes((code,)) for code in _CODE_OF.values()}  # msgpack positive fixint
 _ARRAY_FIRST_BYTES = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+COMPACT = 0xC1  # msgpack's unused byte: the first byte of a compact entry
+_PACKED_FIRST_BYTES = _ARRAY_FIRST_BYTES | {COMPACT}
 
 
 def pack_array_header(count: int) -> bytes:
@@ -93,8 +95,59 @@ def pack_entry(fields: Sequence[bytes]) -> bytes:
 
 
 def is_packed_entry(member: bytes) -> bool:
-    """True for a packed entry, False for a bucket's member (a decimal release time)."""
-    return bool(member) and member[0] in _ARRAY_FIRST_BYTES
+    """True for a packed entry (wire or compact), False for a bucket's member (a decimal)."""
+    return bool(member) and member[0] in _PACKED_FIRST_BYTES
+
+
+def is_compact_entry(member: bytes) -> bool:
+    """True for the compact form the bucket layout stores (scripts/lib/packed.lua)."""
+    return bool(member) and member[0] == COMPACT
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def pack_varint(value: int) -> bytes:
+    """`value` >= 0 as LEB128 (7 bits a byte, low first), as scripts/lib/packed.lua writes it."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def unpack_compact(member: bytes) -> tuple[int, list[bytes], bytes]:
+    """(schema ref, the fields after schema_id and payload, payload) of a compact entry.
+
+    Layout: 0xC1, varint(2 * schema ref + 1 if there are extra fields else 0), then if
+    there are: varint(len(extra)), extra (a wire entry); then the payload, to the end. The
+    ref is resolved through keys.delayed_schema_ids.
+
+    Raises:
+        ValueError: If `member` is not a compact entry or is truncated.
+    """
+    if not is_compact_entry(member):
+        raise ValueError("not a compact entry")
+    try:
+        code, at = _read_varint(member, 1)
+        ref, size = code >> 1, 0
+        if code & 1:
+            size, at = _read_varint(member, at)
+    except IndexError as exc:
+        raise ValueError("compact entry is truncated") from exc
+    if at + size > len(member):
+        raise ValueError("compact entry is truncated")
+    extra = unpack_entry(member[at : at + size]) if size else []
+    return ref, extra, member[at + size :]
 
 
 def unpack_entry(member: bytes) -> list[bytes]:

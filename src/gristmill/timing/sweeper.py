@@ -146,7 +146,7 @@ class Sweeper:
             self._wake = anyio.Event()  # before the pass: a wake during it is not missed
             started = anyio.current_time()
             try:
-                busy, next_release_ms, now_ms, eager_waiting = await self.sweep_pass()
+                busy, next_wake_ms, now_ms, eager_waiting = await self.sweep_pass()
             except (RedisError, OSError) as exc:
                 log.warning("sweep failed, retrying: %s", exc)
                 await anyio.sleep(self.lease.renew_ms / 1000)
@@ -155,11 +155,11 @@ class Sweeper:
                 await anyio.lowlevel.checkpoint()  # let renewals and cancellation in
                 continue
             delay = self.longest_sleep
-            if next_release_ms is not None:
+            if next_wake_ms is not None:
                 elapsed = anyio.current_time() - started
                 # +1 ms: the loop may fire a timer up to its clock resolution early, and an
                 # early pass finds nothing due and costs a round trip per target
-                until_due = (next_release_ms - now_ms + 1) / 1000 - elapsed
+                until_due = (next_wake_ms - now_ms + 1) / 1000 - elapsed
                 delay = min(delay, max(until_due, 0.0))
             if eager_waiting:
                 delay = min(delay, EAGER_POLL_S)
@@ -167,14 +167,20 @@ class Sweeper:
                 await self._wake.wait()
 
     async def sweep_pass(self) -> tuple[bool, int | None, int, bool]:
-        """One batch per target: (any batch full, earliest next release, now, eager waiting).
+        """One batch per target: (any batch full, next wake-up, now, eager waiting).
+
+        The next wake-up is the earliest moment a pass has work: a store's next release
+        time, or for an eager target the moment its next release comes within the horizon
+        (release - horizon), so an idle target gets it as soon as the promise allows.
+        Eager waiting: an eager target has entries in reach but was busy (re-checked every
+        EAGER_POLL_S).
 
         A refused batch (we lost the lease) marks the lease lost, which cancels the caller
         inside `Lease.hold()`.
         """
         self.counts.passes += 1
         busy = eager_waiting = False
-        next_release_ms: int | None = None
+        next_wake_ms: int | None = None
         now_ms = 0
         read_at = self._targets_read_at
         if read_at is None or anyio.current_time() - read_at > TARGETS_REFRESH_S:
@@ -216,11 +222,12 @@ class Sweeper:
             busy = busy or result.moved >= self.batch
             release = result.next_release_ms
             if release is not None:
-                next_release_ms = (
-                    release if next_release_ms is None else min(next_release_ms, release)
-                )
-                eager_waiting = eager_waiting or (horizon_ms > 0 and release <= now_ms + horizon_ms)
-        return busy, next_release_ms, now_ms, eager_waiting
+                in_reach = release - horizon_ms <= now_ms
+                # in reach but not released: the target was busy; else its reach is the wake
+                wake = release if in_reach else release - horizon_ms
+                next_wake_ms = wake if next_wake_ms is None else min(next_wake_ms, wake)
+                eager_waiting = eager_waiting or (horizon_ms > 0 and in_reach)
+        return busy, next_wake_ms, now_ms, eager_waiting
 
     async def _listen_for_wakes(self) -> None:
         while True:
