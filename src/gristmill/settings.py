@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     delayed_layout: Literal["buckets", "zset"] = "buckets"  # docs/delayed.md: memory vs precision
     delayed_bucket_ms: PositiveInt = 1000  # bucket width: entries are released up to this late
     lease_ttl_ms: PositiveInt = 2000  # leader lease; failover takes at most ttl + renew interval
+    health_port: int = Field(default=8080, ge=0, le=65535)  # /livez /readyz /metrics; 0: off
+    health_host: str = "0.0.0.0"  # probes and scrapes come from outside the pod
+    health_stale: PositiveFloat = 5.0  # seconds without an event-loop heartbeat: not alive
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with trace ids
 
     @field_validator("redis_url")
     @classmethod
