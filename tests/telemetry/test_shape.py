@@ -42,6 +42,7 @@ def test_no_rate_without_a_previous_snapshot_or_a_counter() -> None:
 def test_oldest_pending_age_is_read_from_the_entry_id() -> None:
     assert pending_age_ms([2, b"1000-0", b"1500-1", []], now_ms=4000) == 3000
     assert pending_age_ms([0, None, None, None], now_ms=4000) is None
+    assert pending_age_ms({"pending": 1, "min": b"1000-0"}, now_ms=1500) == 500
     assert id_ms(b"1700000000000-3") == 1700000000000
     assert entry_ms(b"1700000000000-3") == 1700000000000
 

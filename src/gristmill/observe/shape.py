@@ -115,10 +115,14 @@ def optional_int(value: object) -> int | None:
 
 
 def pending_age_ms(summary: Any, now_ms: int) -> int | None:
-    """The oldest pending entry's age from an XPENDING summary reply [count, min, max, ...]."""
-    if not summary or not int(summary[0]):
+    """The oldest pending entry's age from an XPENDING summary: [count, min, ...] or a dict."""
+    if isinstance(summary, dict):
+        count, first = summary.get("pending", 0), summary.get("min")
+    else:
+        count, first = (summary[0], summary[1]) if summary else (0, None)
+    if not count:
         return None
-    oldest = id_ms(summary[1])
+    oldest = id_ms(first)
     return None if oldest is None else max(now_ms - oldest, 0)
 
 
