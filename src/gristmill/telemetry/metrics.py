@@ -46,7 +46,9 @@ class RuntimeMetrics:
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         readers: list[MetricReader] = [
-            PrometheusMetricReader(registry=self.registry, disable_target_info=True)
+            PrometheusMetricReader(
+                registry=self.registry, disable_target_info=True, scope_info_enabled=False
+            )
         ]
         if otlp:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
