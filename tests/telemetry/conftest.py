@@ -5,8 +5,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def debian_tool(binary: str, package: str) -> str:
@@ -34,3 +49,44 @@ def prometheus_binary() -> str:
 def dot_binary() -> str:
     """Graphviz's `dot`, which `runtime docs` draws with."""
     return debian_tool("dot", "graphviz")
+
+
+class _Switch(Sampler):
+    """Samples like the SDK's default (parent-based, always on) only while a test turns it on.
+
+    The global tracer provider can be set once per process; with this sampler off, every
+    other test sees unsampled spans, so no entry gets trace fields it did not expect.
+    """
+
+    def __init__(self) -> None:
+        self.on = False
+        self._default = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        if not self.on:
+            return ALWAYS_OFF.should_sample(*args, **kwargs)
+        return self._default.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "test switch"
+
+
+_SWITCH = _Switch()
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture
+def traces() -> Iterator[InMemorySpanExporter]:
+    """Spans finished in this process during the test (an in-memory exporter)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider(sampler=_SWITCH)
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+    _EXPORTER.clear()
+    _SWITCH.on = True
+    try:
+        yield _EXPORTER
+    finally:
+        _SWITCH.on = False
+        _EXPORTER.clear()
