@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import anyio
@@ -10,6 +11,9 @@ import pytest
 from gristmill.settings import Settings
 from services import orders
 from tests.apps import flaky_payments
+from tests.helpers.procs import serve
+from tests.telemetry.otlp_receiver import OtlpReceiver
+from tests.telemetry.probes import free_port, wait_for_status
 from tests.telemetry.traced import SpanView, check_one_trace, publish_order, wait_for_receipt
 from tests.typed_redis import xrange
 
@@ -54,3 +58,35 @@ async def test_a_retried_message_across_two_services_is_one_trace(
     check_one_trace([_view(span) for span in traces.get_finished_spans()])
     (receipt,) = await xrange(redis, "receipts")
     assert b"traceparent" in receipt[1]  # the last output carries the trace on
+
+
+@pytest.mark.slow
+async def test_the_same_trace_reaches_an_otlp_receiver_from_two_processes(
+    server: EmbeddedServer, redis: Redis, traces: InMemorySpanExporter
+) -> None:
+    with OtlpReceiver() as receiver:
+        env = {
+            "GRISTMILL_REDIS_URL": server.url, "GRISTMILL_BLOCK_MS": "100",
+            "GRISTMILL_DELAYED_BUCKET_MS": "50", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_METRICS_EXPORTER": "none",
+        }  # fmt: skip
+        ports = (free_port(), free_port())
+        targets = ("services.orders:app", "tests.apps.flaky_payments:app")
+        with contextlib.ExitStack() as stack:
+            procs = [
+                stack.enter_context(serve(target, env={**env, "GRISTMILL_HEALTH_PORT": str(port)}))
+                for target, port in zip(targets, ports, strict=True)
+            ]
+            for port in ports:  # every group exists before the first publish
+                await wait_for_status(f"http://127.0.0.1:{port}/readyz", 200, within=60)
+            await publish_order(redis)  # the test process starts the trace (in memory)
+            await wait_for_receipt(redis)
+            for proc in procs:
+                assert await proc.terminate_async() == 0, proc.output[-3000:]
+    published = [_view(span) for span in traces.get_finished_spans()]
+    check_one_trace(published + receiver.spans)
+    by_handler = {receiver.services[s.span_id] for s in receiver.spans if s.name == "handle charge"}
+    assert by_handler == {"payments"}
+    assert {receiver.services[s.span_id] for s in receiver.spans if s.name == "handle bill"} == {
+        "orders"
+    }
