@@ -9,6 +9,9 @@ import click
 
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
+from gristmill.cli.history import history
+from gristmill.cli.probe import health
+from gristmill.cli.publish import publish
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 from gristmill.cli.status import status
@@ -25,6 +28,9 @@ runtime.add_command(schemas)
 runtime.add_command(dlq)
 runtime.add_command(delayed)
 runtime.add_command(status)
+runtime.add_command(publish)
+runtime.add_command(health)
+schemas.add_command(history)
 
 
 def main() -> None:
