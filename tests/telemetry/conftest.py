@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import tarfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +24,8 @@ from opentelemetry.sdk.trace.sampling import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+ASYNCAPI_SPECS = "6.11.1"  # @asyncapi/specs: its schemas/3.0.0 is the AsyncAPI 3.0.0 schema
 
 
 def debian_tool(binary: str, package: str) -> str:
@@ -90,3 +94,22 @@ def traces() -> Iterator[InMemorySpanExporter]:
     finally:
         _SWITCH.on = False
         _EXPORTER.clear()
+
+
+@pytest.fixture(scope="session")
+def asyncapi_schema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The official AsyncAPI 3.0.0 JSON Schema, from npm's `@asyncapi/specs` package."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is missing: apt-get install npm (the AsyncAPI schema ships on npm)")
+    where = tmp_path_factory.mktemp("asyncapi")
+    subprocess.run(
+        [npm, "pack", f"@asyncapi/specs@{ASYNCAPI_SPECS}", "--silent"],
+        cwd=where, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    (archive,) = where.glob("asyncapi-specs-*.tgz")
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("package/schemas/3.0.0-without-$id.json")
+        assert member is not None
+        schema: dict[str, Any] = json.load(member)
+    return schema

@@ -9,6 +9,7 @@ import click
 
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
+from gristmill.cli.docs import docs
 from gristmill.cli.history import history
 from gristmill.cli.probe import health
 from gristmill.cli.publish import publish
@@ -30,6 +31,7 @@ runtime.add_command(delayed)
 runtime.add_command(status)
 runtime.add_command(publish)
 runtime.add_command(health)
+runtime.add_command(docs)
 schemas.add_command(history)
 
 
