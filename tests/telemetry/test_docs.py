@@ -63,6 +63,20 @@ def test_docs_writes_a_valid_asyncapi_document_and_the_graph(
     for name in ("validate", "bill", "charge", "orders.placed", "receipts"):
         assert name in svg
     assert (tmp_path / "pipeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    edges = {
+        line.strip().removesuffix(";")
+        for line in (tmp_path / "pipeline.dot").read_text().splitlines()
+        if "->" in line
+    }
+    assert edges == {
+        '"stream orders.placed" -> "processor orders.validate"',
+        '"processor orders.validate" -> "stream orders.valid"',
+        '"stream orders.valid" -> "processor orders.bill"',
+        '"processor orders.bill" -> "stream invoices"',
+        '"stream invoices" -> "processor payments.charge"',
+        '"processor payments.charge" -> "stream receipts"',
+    }
+    assert "unrecognized" not in result.output  # dot took no node name for a port
 
 
 def test_docs_without_a_server_still_draws_the_graph(

@@ -47,15 +47,15 @@ def _number(value: float | None) -> str:
 def render(snapshot: Snapshot) -> Group:
     """The tables `runtime status` prints for `snapshot` (pure: no I/O)."""
     groups = Table(title="streams and groups", title_justify="left", expand=False)
-    for name in ("stream", "length", "group", "lag", "pending", "oldest pending", "read/s",
-                 "dead letters", "retrying", "consumers (idle)"):  # fmt: skip
+    for name in ("stream", "length", "group", "lag", "pending", "oldest", "read/s", "dead",
+                 "retrying", "consumers: idle (pending)"):  # fmt: skip
         groups.add_column(name, justify="left" if name in ("stream", "group") else "right")
     for stream in snapshot.streams:
         if not stream.groups:
             groups.add_row(escape(stream.stream), _number(stream.length), "-", *["-"] * 7)
         for index, group in enumerate(stream.groups):
             consumers = ", ".join(
-                f"{escape(c.name)} ({_age(c.idle_ms)}, {c.pending} pending)"
+                f"{escape(c.name)} {_age(c.idle_ms)}" + (f" ({c.pending})" if c.pending else "")
                 for c in group.consumers
             )
             groups.add_row(
@@ -66,11 +66,12 @@ def render(snapshot: Snapshot) -> Group:
                 _number(group.dead_letters), _number(group.retry_waiting), consumers or "-",
             )  # fmt: skip
     parts: list[Table] = [groups]
-    if snapshot.delayed:
-        delayed = Table(title="delayed stores", title_justify="left")
+    waiting = [store for store in snapshot.delayed if store.entries]
+    if waiting:
+        delayed = Table(title="delayed stores (empty ones not shown)", title_justify="left")
         for name in ("target stream", "entries", "next due in"):
             delayed.add_column(name, justify="left" if name == "target stream" else "right")
-        for store in snapshot.delayed:
+        for store in waiting:
             due = None if store.next_due_ms is None else store.next_due_ms - snapshot.taken_ms
             entries = _number(store.entries) + ("+" if store.approximate else "")
             delayed.add_row(escape(store.stream), entries, _age(due and max(due, 0)))

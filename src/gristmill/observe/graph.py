@@ -26,25 +26,25 @@ def pipeline_graph(apps: Sequence[App]) -> graphviz.Digraph:
         with graph.subgraph(name=f"cluster_{app.name}") as cluster:
             cluster.attr(label=f"app {app.name}", style="rounded", color="gray60")
             for spec in app.processors.values():
-                cluster.node(f"p:{spec.group}", spec.name, shape="box", style="rounded,filled",
+                cluster.node(f"processor {spec.group}", spec.name, shape="box", style="rounded,filled",
                              fillcolor="lightblue")  # fmt: skip
             for ticker in app.tickers.values():
-                cluster.node(f"t:{app.name}.{ticker.name}", f"{ticker.name}\n(every {ticker.every:g} s)",
+                cluster.node(f"ticker {app.name}.{ticker.name}", f"{ticker.name}\n(every {ticker.every:g} s)",
                              shape="box", style="dashed")  # fmt: skip
         for spec in app.processors.values():
             for stream in spec.inputs:
-                graph.edge(f"s:{stream}", f"p:{spec.group}")
+                graph.edge(f"stream {stream}", f"processor {spec.group}")
             for stream in spec.outputs:
-                graph.edge(f"p:{spec.group}", f"s:{stream}")
+                graph.edge(f"processor {spec.group}", f"stream {stream}")
             for stream in spec.side_outputs:
-                graph.edge(f"p:{spec.group}", f"s:{stream}", style="dashed")
+                graph.edge(f"processor {spec.group}", f"stream {stream}", style="dashed")
             streams.update(spec.inputs + spec.outputs + spec.side_outputs)
         for ticker in app.tickers.values():
             for stream in ticker.outputs:
-                graph.edge(f"t:{app.name}.{ticker.name}", f"s:{stream}")
+                graph.edge(f"ticker {app.name}.{ticker.name}", f"stream {stream}")
             streams.update(ticker.outputs)
     for stream in sorted(streams):
-        graph.node(f"s:{stream}", stream, shape="ellipse")
+        graph.node(f"stream {stream}", stream, shape="ellipse")
     return graph
 
 

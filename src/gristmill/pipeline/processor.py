@@ -474,8 +474,8 @@ class ProcessorLoop:
             envelope.attempt + deliveries - 1, envelope.headers,
         )  # fmt: skip
         slot.context = context
-        if self.tracer is None:
-            await self._run_handler(slot, context)
+        if self.tracer is None or not tracing.sampled(envelope.trace):
+            await self._run_handler(slot, context)  # untraced: no span, no cost
             return
         with tracing.handler_span(
             self.tracer, self.spec.name, self._origins[index], self.spec.group,

@@ -4,7 +4,12 @@ An entry carries `traceparent` (and `tracestate`) fields; a handler's span is a 
 context its entry carries, and everything the handler writes (outputs, its retry) carries the
 handler span's context in turn, so one message's path across services is one trace. Tracing is
 off unless the OTEL_* variables configure an exporter: then `tracer` is None and the pipeline
-skips every call here. Sampling is the SDK's (OTEL_TRACES_SAMPLER; parent-based by default).
+skips every call here.
+
+Sampling is parent-based and decided where a trace starts (`Publisher.publish`, by the SDK's
+OTEL_TRACES_SAMPLER, or any producer that writes a `traceparent`). Processors follow that
+decision: an entry with no trace context, or with an unsampled one, runs with no span at all,
+so it costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -63,6 +68,17 @@ def runtime_tracer() -> Tracer | None:
     if not isinstance(provider, TracerProvider):
         return None
     return provider.get_tracer(NAME)
+
+
+def sampled(fields_trace: Mapping[str, str]) -> bool:
+    """True if the entry carries a trace context with the sampled flag (W3C `...-01`)."""
+    traceparent = fields_trace.get("traceparent") if fields_trace else None
+    if traceparent is None or len(traceparent) < 55:
+        return False
+    try:
+        return bool(int(traceparent[53:55], 16) & 1)
+    except ValueError:
+        return False
 
 
 def carried(fields_trace: Mapping[str, str]) -> otel_context.Context | None:
