@@ -3,6 +3,8 @@
     today         the code of the `main` branch (before telemetry), if git can export it
     off           GRISTMILL_HEALTH_PORT=0, no OTEL_*: the hot path skips every telemetry call
     metrics       the health port serves /metrics (scraped once a second by this process)
+    carried       metrics, tracing off, but every entry carries a traceparent (1% sampled):
+                  the cost of the wire fields alone, without any span
     trace-1%      metrics, plus traces at 1% (parent-based ratio), exported over OTLP/HTTP
     trace-100%    metrics, plus every handler run traced and exported
 
@@ -51,7 +53,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-SAMPLED_FRACTION = {"trace-1%": 0.01, "trace-100%": 1.0}
+SAMPLED_FRACTION = {"carried": 0.01, "trace-1%": 0.01, "trace-100%": 1.0}
 CHUNK = 1000
 
 
@@ -94,6 +96,7 @@ def _variants(sink: str, main_src: str | None) -> dict[str, dict[str, str]]:
         **today,
         "off": {"GRISTMILL_HEALTH_PORT": "0"},
         "metrics": {},
+        "carried": {},
         "trace-1%": {**traced, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
                      "OTEL_TRACES_SAMPLER_ARG": "0.01"},
         "trace-100%": {**traced, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},

@@ -33,7 +33,7 @@ from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.stopping import STOP_ASKED
 from gristmill.telemetry import tracing
-from gristmill.telemetry.hosting import RuntimeTelemetry
+from gristmill.telemetry.hosting import RuntimeTelemetry, worker_env
 from gristmill.telemetry.logs import JsonFormatter
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.sweeper import Sweeper
@@ -324,7 +324,8 @@ def _serve_workers(target: str, url: str, workers: int, only: tuple[str, ...]) -
     command = [sys.executable, "-m", "gristmill", "serve", target, "--workers", "1"]
     for name in only:
         command += ["--only", name]
-    children = [subprocess.Popen(command, env=env) for _ in range(workers)]
+    # telemetry hook: worker k serves its health port on base + k (one port each)
+    children = [subprocess.Popen(command, env=worker_env(env, k)) for k in range(workers)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:

@@ -14,6 +14,7 @@ from gristmill.observe.shape import (
     with_rates,
 )
 from gristmill.telemetry.config import otlp_metrics, trace_exporters
+from gristmill.telemetry.hosting import worker_env
 from gristmill.telemetry.metrics import entry_ms
 from gristmill.telemetry.tracing import sampled
 
@@ -86,3 +87,10 @@ def test_only_entries_with_a_sampled_trace_context_get_spans() -> None:
     assert not sampled({"traceparent": f"00-{trace_id}-{span_id}-00"})
     assert not sampled({})
     assert not sampled({"traceparent": "garbage"})
+
+
+def test_each_worker_gets_a_health_port_of_its_own() -> None:
+    assert worker_env({}, 0) == {}
+    assert worker_env({}, 2) == {"GRISTMILL_HEALTH_PORT": "8082"}
+    assert worker_env({"GRISTMILL_HEALTH_PORT": "9000"}, 1) == {"GRISTMILL_HEALTH_PORT": "9001"}
+    assert worker_env({"GRISTMILL_HEALTH_PORT": "0"}, 3) == {"GRISTMILL_HEALTH_PORT": "0"}

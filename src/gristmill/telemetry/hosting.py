@@ -36,6 +36,18 @@ PING_TIMEOUT_S = 1.0
 SAMPLE_INTERVAL_S = 5.0  # one snapshot (a few commands per stream) every this often
 
 
+def worker_env(env: dict[str, str], worker: int) -> dict[str, str]:
+    """The environment of worker number `worker` (0-based) of `runtime serve --workers N`.
+
+    Each worker is its own process with its own counters, so each gets a port of its own:
+    the configured port plus its number (worker 0 keeps the configured port).
+    """
+    raw = env.get("GRISTMILL_HEALTH_PORT", "8080")
+    if not raw.isdigit() or int(raw) == 0 or worker == 0:
+        return env
+    return {**env, "GRISTMILL_HEALTH_PORT": str(int(raw) + worker)}
+
+
 class RuntimeTelemetry:
     """Health, metrics and tracing for one runtime process."""
 
