@@ -14,8 +14,8 @@ from gristmill.observe.shape import (
     with_rates,
 )
 from gristmill.telemetry.config import otlp_metrics, trace_exporters
+from gristmill.telemetry.hooks import entry_ms
 from gristmill.telemetry.hosting import worker_env
-from gristmill.telemetry.metrics import entry_ms
 from gristmill.telemetry.tracing import sampled
 
 

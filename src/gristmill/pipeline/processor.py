@@ -45,7 +45,7 @@ from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
 from gristmill.pipeline.upkeep import keep_claimed
 from gristmill.telemetry import tracing
-from gristmill.telemetry.metrics import BatchHook, entry_ms
+from gristmill.telemetry.hooks import BatchHook, entry_ms
 from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:

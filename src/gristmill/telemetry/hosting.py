@@ -17,7 +17,6 @@ from gristmill.health import Health, HealthServer
 from gristmill.observe.snapshot import take_snapshot
 from gristmill.telemetry import tracing
 from gristmill.telemetry.config import otlp_metrics
-from gristmill.telemetry.metrics import RuntimeMetrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from gristmill.pipeline.processor import ProcessorLoop, ProcessorStats
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
+    from gristmill.telemetry.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class RuntimeTelemetry:
         self.health = Health(settings.health_stale, not_ready)
         self.metrics: RuntimeMetrics | None = None
         if settings.health_port or otlp_metrics(os.environ):
+            from gristmill.telemetry.metrics import RuntimeMetrics  # deferred: ~70 ms of imports
+
             self.metrics = RuntimeMetrics(
                 service, self._stats, cache, otlp=otlp_metrics(os.environ)
             )

@@ -30,7 +30,6 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 
 StatsSource = Callable[[], Iterable[tuple[str, "ProcessorStats"]]]
-BatchHook = Callable[[str, int, float, int, int], None]  # processor, size, handle_s, first/last ms
 
 
 class RuntimeMetrics:
@@ -187,8 +186,3 @@ class RuntimeMetrics:
         for lease in self.snapshot.leases if self.snapshot else ():
             if lease.holder is not None:
                 yield Observation(1, {"role": lease.role, "holder": lease.holder})
-
-
-def entry_ms(entry_id: bytes) -> int:
-    """The millisecond time in an entry id (`b"1700000000000-0"` -> 1700000000000)."""
-    return int(entry_id.partition(b"-")[0])
