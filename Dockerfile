@@ -50,8 +50,9 @@ RUN python -m compileall -q services
 
 USER 10001:10001
 
-# No HEALTHCHECK: the runtime has no health endpoint or health command yet, and "the process is
-# alive" is already what the container state says (docs/deploy.md, "Health").
+# Alive = the event loop turns (the health port's /livez); a Redis outage is not a reason to
+# restart (docs/deploy.md, "Health").
+HEALTHCHECK --interval=15s --timeout=5s --retries=3 CMD ["runtime", "health", "--live"]
 # Exec form: `runtime` is PID 1 and receives SIGTERM itself; it drains, then exits 0.
 ENTRYPOINT ["runtime", "serve"]
 CMD ["services.orders:app"]

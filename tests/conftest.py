@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +14,10 @@ from gristmill.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+# runtimes started by tests (in-process or `runtime serve` children) open no health port
+# unless a test asks for one: parallel runs must not fight over the default port 8080
+os.environ.setdefault("GRISTMILL_HEALTH_PORT", "0")
 
 
 @pytest.fixture(scope="session")

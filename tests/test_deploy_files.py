@@ -286,9 +286,8 @@ def test_the_build_context_is_an_allowlist() -> None:
 
 
 def test_probes_exist_only_with_a_health_command() -> None:
-    # docs/deploy.md, "Health": an exec probe is meaningful only with a command that checks
-    # this process's health; the CLI has none yet, so there is no probe and no HEALTHCHECK.
-    # When such a command lands, this fails until the probe and the HEALTHCHECK use it.
+    # docs/deploy.md, "Health": probes exist because `runtime health` and the health port do;
+    # the HEALTHCHECK and the chart's probes must go if the command ever goes.
     has_health_command = bool({"health", "healthcheck"} & set(runtime.commands))
     assert bool(final_stage("HEALTHCHECK")) == has_health_command
     assert ("livenessProbe" in DEPLOYMENT_TEMPLATE.read_text()) == has_health_command
@@ -534,6 +533,8 @@ def test_the_template_still_says_what_the_example_shows(release: str) -> None:
         "maxUnavailable: 0",
         "- name: GRISTMILL_REDIS_URL",
         "secretKeyRef:",
+        "path: /livez",
+        "path: /readyz",
     ):
         assert line in template, line
         assert line in example, line

@@ -8,6 +8,7 @@ from gristmill.connect import require_async_client
 from gristmill.envelope import seal
 from gristmill.keys import DEFAULT_PREFIX
 from gristmill.schemas.registry import SchemaRegistry
+from gristmill.telemetry import tracing
 from gristmill.timing.delayed import DelayedStore
 
 if TYPE_CHECKING:
@@ -83,8 +84,15 @@ class Publisher:
             headers: Optional user headers (strings), readable as `ctx.headers`.
         """
         fields = await self.fields(message, key=key, headers=headers)
+        traced = tracing.publish_fields(stream)  # telemetry hook: the entry starts a trace
+        if traced is not None:
+            fields += traced[1]
         send = self.redis.execute_command
-        entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
+        try:
+            entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
+        finally:
+            if traced is not None:
+                traced[0].end()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def schedule(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -32,6 +33,9 @@ from gristmill.schemas.registry import SchemaRegistry
 from gristmill.startup import reach_server
 from gristmill.stopping import STOP_ASKED
 from gristmill.supervisor import serve_workers
+from gristmill.telemetry import tracing
+from gristmill.telemetry.hosting import RuntimeTelemetry
+from gristmill.telemetry.logs import JsonFormatter
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.sweeper import Sweeper
 
@@ -80,6 +84,17 @@ class Runtime:
             Sweeper.from_settings(self.redis, settings, eager=app.eager) if sweep else None
         )
         self._stop = anyio.Event()
+        # telemetry hook: health port, metrics and tracing; gives each loop its hooks
+        self.telemetry = RuntimeTelemetry(
+            app.name, settings, self.loops, self.cache, self._why_not_ready
+        )
+        self.telemetry.attach()
+
+    def _why_not_ready(self) -> str | None:
+        if self._stop.is_set():
+            return "draining"
+        waiting = [loop.spec.name for loop in self.loops if not loop.ready.is_set()]
+        return f"processors not reading yet: {', '.join(waiting)}" if waiting else None
 
     async def run(self) -> None:
         """Run until `stop()`; then drain within the grace period and return.
@@ -89,6 +104,18 @@ class Runtime:
             IncompatibleSchema: If a schema of the app breaks its subject's compatibility.
         """
         require_upb()
+        self.telemetry.start()  # telemetry hook: the health port opens before we connect
+        try:
+            async with anyio.create_task_group() as probes:
+                probes.start_soon(self.telemetry.watch, self.redis, name="telemetry")  # hook
+                await self._run_started()
+                probes.cancel_scope.cancel()
+        finally:
+            self.telemetry.close()  # telemetry hook
+            with anyio.move_on_after(2.0, shield=True):
+                await self.redis.aclose()
+
+    async def _run_started(self) -> None:
         try:
             await self._adopt_schemas()
             await self._register_lanes()
@@ -107,7 +134,6 @@ class Runtime:
         finally:
             with anyio.move_on_after(2.0, shield=True):
                 await self._forget_consumer()
-                await self.redis.aclose()
 
     async def _adopt_schemas(self) -> None:
         descriptors = [
@@ -226,13 +252,16 @@ def _quiet_garbage_collector() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     """One line per record on stderr, naming the processor when the record has one."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_add_processor)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s%(where)s: %(message)s")
-    )
+    if log_format == "json":  # telemetry hook: structured lines with trace ids
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s%(where)s: %(message)s")
+        )
     logging.basicConfig(level=level, handlers=[handler])
 
 
@@ -240,7 +269,7 @@ def serve_app(
     app: App, target: str, settings: Settings, *, workers: int = 1, only: tuple[str, ...] = ()
 ) -> int:
     """Serve `app` until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     with server_url(settings, keep=True) as url:
         if workers > 1:
             return serve_workers(target, url, workers, only)
@@ -249,6 +278,8 @@ def serve_app(
 
 def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -> int:
     import uvloop
+
+    provider = tracing.configure(os.environ, app.name)  # telemetry hook: OTEL_* variables
 
     async def main() -> None:
         runtime = Runtime(app, settings, url, only=only)
@@ -283,6 +314,9 @@ def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -
         anyio.run(main, backend_options={"loop_factory": uvloop.new_event_loop})
     except* ScriptError as group:
         refused += _leaves(group)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # telemetry hook: flush the last spans
     for error in refused:
         # a refused commit: retrying could write outputs twice, so the process stops here
         log.critical("stopping: %s", error)

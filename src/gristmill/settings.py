@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     lease_ttl_ms: int = Field(default=2000, ge=30)  # leader lease; failover <= ttl + renewal
     start_timeout: float = Field(default=30.0, ge=0)  # h2: seconds to retry an unreachable server
     # at start, with backoff, before giving up (0: try once)
+    health_port: int = Field(default=8080, ge=0, le=65535)  # /livez /readyz /metrics; 0: off
+    health_host: str = "0.0.0.0"  # probes and scrapes come from outside the pod
+    health_stale: PositiveFloat = 5.0  # seconds without an event-loop heartbeat: not alive
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with trace ids
 
     @field_validator("log_level", mode="before")
     @classmethod

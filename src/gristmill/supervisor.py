@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gristmill.stopping import STOP_ASKED
+from gristmill.telemetry.hosting import worker_env
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from types import FrameType
 
 __all__ = ("CRASH_LOOP_EXIT", "Slot", "Supervisor", "describe_exit", "serve_workers")
+
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,8 @@ class Supervisor:
         return signal.SIGTERM if self.stopping is None else self.stopping
 
     def _start(self, slot: Slot) -> None:
-        slot.process = subprocess.Popen(self.command, env=self.env)
+        # telemetry hook: worker k serves its health port on base + k (one port each)
+        slot.process = subprocess.Popen(self.command, env=worker_env(self.env, slot.number))
         slot.started_at = time.monotonic()
         slot.restart_at = None
         log.info("worker %d started as pid %d", slot.number, slot.process.pid)

@@ -80,7 +80,7 @@ async def run_until_idle(
     Raises:
         TimeoutError: If the app is still busy after `limit` seconds.
     """
-    settings = settings or Settings(block_ms=50, claim_idle=5.0)
+    settings = settings or Settings(block_ms=50, claim_idle=5.0, health_port=0)
     runtime = Runtime(app, settings, url)
     async with anyio.create_task_group() as group:
         group.start_soon(runtime.run)

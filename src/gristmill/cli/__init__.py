@@ -9,9 +9,14 @@ import click
 
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
+from gristmill.cli.docs import docs
 from gristmill.cli.globals import RuntimeGroup, url_option
+from gristmill.cli.history import history
+from gristmill.cli.probe import health
+from gristmill.cli.publish import publish
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
+from gristmill.cli.status import status
 from gristmill.stopping import catch_early_stop
 
 
@@ -26,6 +31,11 @@ runtime.add_command(serve)
 runtime.add_command(schemas)
 runtime.add_command(dlq)
 runtime.add_command(delayed)
+runtime.add_command(status)
+runtime.add_command(publish)
+runtime.add_command(health)
+runtime.add_command(docs)
+schemas.add_command(history)
 
 
 def main() -> None:

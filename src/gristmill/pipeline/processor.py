@@ -44,11 +44,14 @@ from gristmill.pipeline.handle import BatchRunner
 from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
 from gristmill.pipeline.upkeep import keep_claimed
+from gristmill.telemetry import tracing
+from gristmill.telemetry.hooks import BatchHook, entry_ms
 from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:
     import asyncio
 
+    from opentelemetry.trace import Tracer
     from redis.asyncio import Redis
 
     from gristmill.app import ProcessorSpec
@@ -89,6 +92,7 @@ class _Slot:
     result: object = None
     failure: BaseException | None = None
     verdict: ToDeadLetter | None = None  # dead-lettered unrun (crash-loop cap)
+    trace: list[bytes] = field(default_factory=list)  # telemetry hook: the handler span's fields
 
 
 @dataclass(slots=True)
@@ -152,6 +156,8 @@ class ProcessorLoop:
         self._incident_since: float | None = None
         self._incident_retries = 0
         self.ready = anyio.Event()
+        self.on_batch: BatchHook | None = None  # telemetry hook: metrics per batch, or off
+        self.tracer: Tracer | None = None  # telemetry hook: None while tracing is off
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -241,6 +247,16 @@ class ProcessorLoop:
         return reads.send_packed(self._read_command)
 
     async def _settle(self, commits: RespConnection, sent: _SentCommit) -> None:
+        if self.tracer is None:
+            await self._settle_traced(commits, sent)
+            return
+        span = tracing.batch_span(self.tracer, "commit", self.spec.name, 0)  # telemetry hook
+        try:
+            await self._settle_traced(commits, sent)
+        finally:
+            span.end()
+
+    async def _settle_traced(self, commits: RespConnection, sent: _SentCommit) -> None:
         with anyio.fail_after(self.settings.socket_timeout):
             reply = await sent.reply
             if is_error(reply) and str(reply).startswith("NOSCRIPT"):
@@ -360,7 +376,19 @@ class ProcessorLoop:
 
     async def _process(self, commits: RespConnection, entries: list[Entry]) -> _SentCommit | None:
         """Decode, handle and encode `entries`; send their commit (its reply is not awaited)."""
+        if self.tracer is None:
+            return await self._process_batch(commits, entries)
+        span = tracing.batch_span(self.tracer, "consume", self.spec.name, len(entries))  # hook
+        try:
+            return await self._process_batch(commits, entries)
+        finally:
+            span.end()
+
+    async def _process_batch(
+        self, commits: RespConnection, entries: list[Entry]
+    ) -> _SentCommit | None:
         slots = [_Slot(entry) for entry in entries]
+        started = time.perf_counter()  # telemetry hook
         await self._decode(slots)
         runnable = [slot for slot in slots if slot.message is not None]
         async with anyio.create_task_group() as group:
@@ -368,8 +396,12 @@ class ProcessorLoop:
             group.start_soon(self._keep_claimed, [slot.entry for slot in runnable])
             await self._runner.run(len(runnable), lambda index: self._handle(runnable[index]))
             group.cancel_scope.cancel()
+        handle_s = time.perf_counter() - started  # telemetry hook
         commit = await self._build_commit(slots)
         self.stats.batches += 1
+        if self.on_batch is not None:  # telemetry hook: histograms once per batch
+            first, last = entry_ms(entries[0][1]), entry_ms(entries[-1][1])
+            self.on_batch(self.spec.name, len(entries), handle_s, first, last)
         if not len(commit):
             return None
         payload = commit.pack(
@@ -442,6 +474,20 @@ class ProcessorLoop:
             envelope.attempt + deliveries - 1, envelope.headers,
         )  # fmt: skip
         slot.context = context
+        if self.tracer is None or not tracing.sampled(envelope.trace):
+            await self._run_handler(slot, context)  # untraced: no span, no cost
+            return
+        with tracing.handler_span(
+            self.tracer, self.spec.name, self._origins[index], self.spec.group,
+            context.entry_id, envelope.schema_id, context.attempt, envelope.trace,
+        ) as span:  # fmt: skip
+            # telemetry hook: a span per handler run; outputs carry its context
+            slot.trace = tracing.trace_fields(span)
+            await self._run_handler(slot, context)
+            tracing.end_run(span, slot.failure)
+
+    async def _run_handler(self, slot: _Slot, context: Context) -> None:
+        assert slot.message is not None
         try:
             if self.spec.timeout is None:
                 slot.result = await self.spec.handler(slot.message, context)
@@ -471,6 +517,8 @@ class ProcessorLoop:
                         member = pack_entry(with_attempt(fields, 1))
                         again = [(self._own_stores[index], due_ms, member)]
                         self.stats.requeued += 1
+                    if slot.trace:  # telemetry hook: outputs are children of the handler span
+                        outputs = [(stream, [*out, *slot.trace]) for stream, out in outputs]
                     commit.entry(streams[index], entry_id, outputs, again)
                     published += len(outputs)
                     continue
@@ -523,6 +571,7 @@ class ProcessorLoop:
                 ORIGIN: origin,
                 FAILED_AT: str(first_failure_ms).encode(),
             }
+            retry.update(zip(slot.trace[::2], slot.trace[1::2], strict=True))  # telemetry hook
             member = pack_entry(with_fields(fields, retry))
             due = [(self._own_stores[index], now_ms + decision.delay_ms, member)]
             commit.entry(input_key, entry_id, [], due)

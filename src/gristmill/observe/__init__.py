@@ -1,0 +1,1 @@
+"""What an operator sees: one snapshot of streams, groups, lanes and leases (status, metrics)."""

@@ -1,0 +1,169 @@
+"""Traces through the streams: W3C trace context in entry fields, a span per handler run.
+
+An entry carries `traceparent` (and `tracestate`) fields; a handler's span is a child of the
+context its entry carries, and everything the handler writes (outputs, its retry) carries the
+handler span's context in turn, so one message's path across services is one trace. Tracing is
+off unless the OTEL_* variables configure an exporter: then `tracer` is None and the pipeline
+skips every call here.
+
+Sampling is parent-based and decided where a trace starts (`Publisher.publish`, by the SDK's
+OTEL_TRACES_SAMPLER, or any producer that writes a `traceparent`). Processors follow that
+decision: an entry with no trace context, or with an unsampled one, runs with no span at all,
+so it costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from gristmill.envelope import TRACEPARENT, TRACESTATE
+from gristmill.telemetry.config import trace_exporters
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span, Tracer
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+NAME = "gristmill"
+
+
+def configure(environ: Mapping[str, str], service: str) -> TracerProvider | None:
+    """Install a global TracerProvider if OTEL_* asks for traces; returns it (or None).
+
+    `runtime serve` calls this once; a process embedding gristmill may install its own
+    provider instead, and the runtime uses whatever SDK provider is installed.
+    """
+    exporters = trace_exporters(environ)
+    if not exporters:
+        return None
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
+    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+    if "otlp" in exporters:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if "console" in exporters:
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def runtime_tracer() -> Tracer | None:
+    """The tracer of the installed SDK provider, or None when tracing is off (the no-op API)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return None
+    return provider.get_tracer(NAME)
+
+
+def sampled(fields_trace: Mapping[str, str]) -> bool:
+    """True if the entry carries a trace context with the sampled flag (W3C `...-01`)."""
+    traceparent = fields_trace.get("traceparent") if fields_trace else None
+    if traceparent is None or len(traceparent) < 55:
+        return False
+    try:
+        return bool(int(traceparent[53:55], 16) & 1)
+    except ValueError:
+        return False
+
+
+def carried(fields_trace: Mapping[str, str]) -> otel_context.Context | None:
+    """The parent context an entry's `traceparent`/`tracestate` carry (None: untraced)."""
+    if not fields_trace:
+        return None
+    return _PROPAGATOR.extract(carrier=fields_trace)
+
+
+def trace_fields(span: Span) -> list[bytes]:
+    """Entry fields carrying `span`'s context (empty when it is not sampled)."""
+    span_context = span.get_span_context()
+    if not span_context.is_valid or not span_context.trace_flags.sampled:
+        return []
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    fields: list[bytes] = []
+    if "traceparent" in carrier:
+        fields += (TRACEPARENT, carrier["traceparent"].encode())
+    if carrier.get("tracestate"):
+        fields += (TRACESTATE, carrier["tracestate"].encode())
+    return fields
+
+
+@contextlib.contextmanager
+def handler_span(
+    tracer: Tracer,
+    processor: str,
+    stream: str,
+    group: str,
+    entry_id: str,
+    schema_id: bytes,
+    attempt: int,
+    fields_trace: Mapping[str, str],
+) -> Iterator[Span]:
+    """The span of one handler run, current while the handler runs (its own spans nest)."""
+    span = tracer.start_span(
+        f"handle {processor}",
+        context=carried(fields_trace),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "redis_streams",
+            "messaging.destination.name": stream,
+            "messaging.consumer.group.name": group,
+            "messaging.message.id": entry_id,
+            "gristmill.processor": processor,
+            "gristmill.schema_id": schema_id.decode(errors="replace"),
+            "gristmill.attempt": attempt,
+        },
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def batch_span(tracer: Tracer, name: str, processor: str, size: int) -> Span:
+    """A span for one batch step (`consume`, `commit`): a root of its own, sampled as such."""
+    return tracer.start_span(
+        f"{name} {processor}",
+        context=otel_context.Context(),
+        attributes={"gristmill.processor": processor, "messaging.batch.message_count": size},
+    )
+
+
+def publish_fields(stream: str) -> tuple[Span, list[bytes]] | None:
+    """A producer span for `Publisher.publish` and the fields carrying it; None if untraced.
+
+    Uses the global API: with no SDK installed this costs one no-op span and returns None.
+    """
+    span = trace.get_tracer(NAME).start_span(
+        f"publish {stream}", kind=SpanKind.PRODUCER,
+        attributes={"messaging.system": "redis_streams", "messaging.destination.name": stream},
+    )  # fmt: skip
+    fields = trace_fields(span)
+    if not fields:
+        span.end()
+        return None
+    return span, fields
+
+
+def end_run(span: Span, failure: BaseException | None) -> None:
+    """Mark a handler span failed (with its exception) when its run failed."""
+    if failure is not None:
+        span.record_exception(failure)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, type(failure).__name__))
