@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gristmill.errors import ConfigError
@@ -48,6 +56,11 @@ class Settings(BaseSettings):
     delayed_layout: Literal["buckets", "zset"] = "buckets"  # docs/delayed.md: memory vs precision
     delayed_bucket_ms: PositiveInt = 1000  # bucket width: entries are released up to this late
     lease_ttl_ms: PositiveInt = 2000  # leader lease; failover takes at most ttl + renew interval
+    # TLS for rediss:// URLs (docs/deploy.md: TLS). Unset: the system trust store, no client cert.
+    tls_ca_file: Path | None = None  # PEM of the CA(s) that signed the server's certificate
+    tls_cert_file: Path | None = None  # PEM client certificate, for servers that require one
+    tls_key_file: Path | None = None  # its private key; required with tls_cert_file
+    tls_check_hostname: bool = True  # False: any name in a certificate the CA signed is accepted
 
     @field_validator("redis_url")
     @classmethod
@@ -80,6 +93,21 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file_is_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"{value}: no such readable file; give the path of a PEM file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_cert_comes_with_its_key(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "GRISTMILL_TLS_CERT_FILE and GRISTMILL_TLS_KEY_FILE go together: set both or neither"
+            )
+        return self
+
     @property
     def embedded(self) -> bool:
         """True when no Redis URL is configured and a private server will be started."""
@@ -110,7 +138,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{env_name(field)}: {message}")
+            if not error["loc"]:  # a rule across fields names its variables itself
+                lines.append(message)
+                continue
+            lines.append(f"{env_name(str(error['loc'][0]))}: {message}")
         raise ConfigError("; ".join(lines)) from None

@@ -10,6 +10,7 @@ import click
 
 from gristmill.app import App
 from gristmill.cli.output import fail
+from gristmill.connect import tls_problem as check_tls
 from gristmill.errors import ConfigError, ServerError
 from gristmill.settings import Settings, load_settings
 
@@ -65,6 +66,10 @@ def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
     except ConfigError as exc:
         fail(str(exc), "check the app path and processor names")
     from gristmill.runtime import serve_app  # deferred: `runtime --help` stays fast
+
+    tls_problem = check_tls(settings)  # h8: a wrong CA or missing client cert, in one line
+    if tls_problem is not None:
+        fail(*tls_problem)
 
     try:
         code = serve_app(app, target, settings, workers=workers, only=only)

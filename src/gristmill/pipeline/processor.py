@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
+from gristmill.connect import tls_context
 from gristmill.context import Context
 from gristmill.envelope import (
     ATTEMPT,
@@ -187,6 +188,7 @@ class ProcessorLoop:
             connect_timeout=self.settings.connect_timeout,
             reply_timeout=self.settings.socket_timeout,  # set-up, groups, claims: never hang
             name=f"gristmill:{self.spec.group}:{role}",
+            tls=tls_context(self.url, self.settings),  # h8: TLS settings, see connect.py
         )
         self._connections.append(connection)
         return connection
