@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = None  # PEM client certificate, for servers that require one
     tls_key_file: Path | None = None  # its private key; required with tls_cert_file
     tls_check_hostname: bool = True  # False: any name in a certificate the CA signed is accepted
+    # False: this process runs no delayed-entry sweeper; one `runtime sweep` does, under its own
+    # ACL user (docs/deploy.md: ACLs). A service user may not write other services' lanes.
+    sweeper: bool = True
 
     @field_validator("redis_url")
     @classmethod

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import click
 
+from gristmill.cli.acl import acl
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
+from gristmill.cli.sweep import sweep
 from gristmill.stopping import catch_early_stop
 
 
@@ -23,6 +25,8 @@ runtime.add_command(serve)
 runtime.add_command(schemas)
 runtime.add_command(dlq)
 runtime.add_command(delayed)
+runtime.add_command(acl)
+runtime.add_command(sweep)
 
 
 def main() -> None:
