@@ -22,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from gristmill import sentinel
 from gristmill.embedded import EmbeddedServer, answers_ping
 
 if TYPE_CHECKING:
@@ -81,16 +82,31 @@ def server_url(settings: Settings, *, announce: bool = True) -> Iterator[str]:
 
 
 def redis_client(url: str, settings: Settings) -> Redis:
-    """A redis-py asyncio client with deliberate timeouts and a one-retry budget."""
-    return Redis.from_url(
-        url,
-        socket_timeout=settings.socket_timeout,
-        socket_connect_timeout=settings.connect_timeout,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), CLIENT_RETRIES),
-        health_check_interval=30,
-        client_name="gristmill",
-        **tls_options(url, settings),
-    )
+    """A redis-py asyncio client with deliberate timeouts and a one-retry budget.
+
+    A redis+sentinel:// URL gives a client of the current primary that follows failovers.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.connect_timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), CLIENT_RETRIES),
+        "health_check_interval": 30,
+        "client_name": "gristmill",
+    }
+    if sentinel.is_sentinel_url(url):
+        return sentinel.client(url, options)
+    return Redis.from_url(url, **options, **tls_options(url, settings))
+
+
+async def resp_url(url: str, settings: Settings) -> str:
+    """The URL the hot path's RESP connection opens now: `url`, or the sentinels' primary.
+
+    Raises:
+        ServerError: If `url` is a sentinel URL and no sentinel names a primary.
+    """
+    if sentinel.is_sentinel_url(url):
+        return await sentinel.primary_url(url, connect_timeout=settings.connect_timeout)
+    return url
 
 
 # -- TLS: one reading of the settings for redis-py and for the hot path's own connection -------

@@ -25,11 +25,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gristmill.errors import ConfigError
 from gristmill.keys import DEFAULT_PREFIX
+from gristmill.sentinel import is_sentinel_url
+from gristmill.sentinel import parse as parse_sentinel_url
 
 ENV_PREFIX = "GRISTMILL_"
 URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
 URL_SHAPE = (
-    "redis://[user:password@]host[:port][/db], rediss://... for TLS, or unix:///path/to.sock"
+    "redis://[user:password@]host[:port][/db], rediss://... for TLS, unix:///path/to.sock, "
+    "or redis+sentinel://host:port[,host:port...]/master-name"
 )
 
 
@@ -74,6 +77,9 @@ class Settings(BaseSettings):
         if not raw:
             return None  # an empty variable means "not set": use the embedded server
         parts = urlsplit(raw)
+        if is_sentinel_url(raw):
+            parse_sentinel_url(raw)  # its ValueError names the shape, never the password
+            return SecretStr(raw)
         if parts.scheme not in URL_SCHEMES:
             # never echo the value: it may hold a password
             raise ValueError(f"expected {URL_SHAPE}")

@@ -119,8 +119,10 @@ def tls_server(
         "--tls-ca-cert-file", str(certs.ca),
         "--tls-auth-clients", "yes" if require_client_certs else "no",
     ]  # fmt: skip
-    log = (directory / f"redis-{port}.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with (directory / f"redis-{port}.log").open("wb") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = TlsServer(port, certs, require_client_certs)
     try:
         _wait_until_up(server, process)
@@ -132,7 +134,6 @@ def tls_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
 
 
 def _wait_until_up(server: TlsServer, process: subprocess.Popen[bytes]) -> None:
