@@ -13,15 +13,13 @@ the processor reconnects, and the sentinels name the new primary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
 from gristmill.errors import ServerError
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 SCHEMES = ("redis+sentinel", "valkey+sentinel")
 DEFAULT_SENTINEL_PORT = 26379
@@ -73,6 +71,19 @@ def parse(url: str) -> SentinelAddress:
     )
 
 
+class _PrimaryClient(Redis):
+    """A client of the primary that also closes its connections to the sentinels."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        pool = self.connection_pool
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            manager = getattr(pool, "sentinel_manager", None)
+            for node in manager.sentinels if manager is not None else ():
+                await node.aclose()
+
+
 def client(url: str, options: dict[str, Any]) -> Redis:
     """A redis-py client of the primary that follows it across failovers."""
     address = parse(url)
@@ -80,7 +91,7 @@ def client(url: str, options: dict[str, Any]) -> Redis:
     sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}
     sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
     return sentinel.master_for(  # type: ignore[no-any-return]
-        address.service, db=address.db, username=address.username,
+        address.service, redis_class=_PrimaryClient, db=address.db, username=address.username,
         password=address.password, **options,
     )  # fmt: skip
 
