@@ -13,11 +13,12 @@ import logging
 import os
 import ssl
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
@@ -95,7 +96,27 @@ def redis_client(url: str, settings: Settings) -> Redis:
     }
     if sentinel.is_sentinel_url(url):
         return sentinel.client(url, options)
+    if is_cluster_url(url):
+        node_url = plain_node_url(url)
+        cluster = RedisCluster.from_url(node_url, **options, **tls_options(node_url, settings))
+        return cast("Redis", cluster)  # the same commands; the sweeper checks for RedisCluster
     return Redis.from_url(url, **options, **tls_options(url, settings))
+
+
+# -- Redis Cluster: redis-py's cluster client for everything but the hot path (not built yet) --
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    """True for redis+cluster:// (and rediss+cluster://) URLs: any node of a cluster."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def plain_node_url(url: str) -> str:
+    """The redis:// (or rediss://) URL of the seed node a cluster URL names."""
+    scheme, _, rest = url.partition("://")
+    return f"{CLUSTER_SCHEMES.get(scheme, scheme)}://{rest}"
 
 
 async def resp_url(url: str, settings: Settings) -> str:

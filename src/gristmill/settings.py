@@ -29,7 +29,7 @@ from gristmill.sentinel import is_sentinel_url
 from gristmill.sentinel import parse as parse_sentinel_url
 
 ENV_PREFIX = "GRISTMILL_"
-URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", "redis+cluster", "rediss+cluster")
 URL_SHAPE = (
     "redis://[user:password@]host[:port][/db], rediss://... for TLS, unix:///path/to.sock, "
     "or redis+sentinel://host:port[,host:port...]/master-name"
