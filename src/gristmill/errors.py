@@ -3,6 +3,7 @@
 GristmillError
 ├── ConfigError(ValueError)        bad settings or declarations; raised at start, names the fix
 ├── ServerError(RuntimeError)      the embedded server would not start, or the server refused us
+│   └── ReplicationTimeout         fewer replicas than asked acknowledged a write (WAIT)
 ├── SchemaError                    a schema cannot be built, stored or accepted
 │   ├── SchemaNotFound(LookupError)    no record under that schema id or subject
 │   ├── InvalidSchema(ValueError)      a descriptor set that does not build, or is over a limit
@@ -78,6 +79,16 @@ class ScriptError(GristmillError):
     """Raised when a Lua script returns an error code."""
 
     reason = "script"
+
+
+class ReplicationTimeout(ServerError):
+    """Raised when fewer replicas than asked acknowledged a write in time (WAIT).
+
+    The write is on the primary and may still reach the replicas; publishing again is at
+    least once.
+    """
+
+    reason = "replication_timeout"
 
 
 class HandlerSignal(Exception):

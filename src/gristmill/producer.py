@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from gristmill.connect import require_async_client
 from gristmill.envelope import seal
 from gristmill.keys import DEFAULT_PREFIX
+from gristmill.replication import DEFAULT_TIMEOUT_MS, add_wait, check_wait, replicated_xadd
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.telemetry import tracing
 from gristmill.timing.delayed import DelayedStore
@@ -32,8 +33,12 @@ class Publisher:
         prefix: str = DEFAULT_PREFIX,
         compress_above: int = 4096,
         settings: Settings | None = None,
+        replicas: int = 0,
+        replica_timeout_ms: int = DEFAULT_TIMEOUT_MS,
     ) -> None:
         require_async_client(redis)  # h2: a sync client fails here, not at the first await
+        # h8: replicas > 0: publish waits (WAIT) until that many replicas have it (replication.py)
+        self.replicas, self.replica_timeout_ms = replicas, replica_timeout_ms
         self.redis = redis
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
@@ -82,6 +87,9 @@ class Publisher:
             message: Any protobuf message; its schema is registered on first use.
             key: An optional ordering / partition key carried in the entry.
             headers: Optional user headers (strings), readable as `ctx.headers`.
+
+        Raises:
+            ReplicationTimeout: With `replicas`, if fewer replicas had it in time.
         """
         fields = await self.fields(message, key=key, headers=headers)
         traced = tracing.publish_fields(stream)  # telemetry hook: the entry starts a trace
@@ -89,7 +97,12 @@ class Publisher:
             fields += traced[1]
         send = self.redis.execute_command
         try:
-            entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
+            if self.replicas:  # h8: XADD and WAIT on one connection
+                entry_id = await replicated_xadd(
+                    self.redis, stream, fields, self.replicas, self.replica_timeout_ms
+                )
+            else:
+                entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
         finally:
             if traced is not None:
                 traced[0].end()
@@ -133,9 +146,17 @@ class Publisher:
         )
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> None:
-        """XADD every message to `stream`, pipelined in chunks of 1,000."""
+        """XADD every message to `stream`, pipelined in chunks of 1,000.
+
+        Raises:
+            ReplicationTimeout: With `replicas`, if fewer replicas had a chunk in time.
+        """
         for start in range(0, len(messages), 1000):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for message in messages[start : start + 1000]:
                     pipe.execute_command("XADD", stream, "*", *await self.fields(message))
-                await pipe.execute()
+                if self.replicas:  # h8: one WAIT covers the chunk's writes
+                    add_wait(pipe, self.replicas, self.replica_timeout_ms)
+                replies = await pipe.execute()
+            if self.replicas:
+                check_wait(replies[-1], self.replicas, self.replica_timeout_ms)

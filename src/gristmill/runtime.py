@@ -81,7 +81,9 @@ class Runtime:
             bucket_ms=settings.delayed_bucket_ms,
         )  # fmt: skip
         self.sweeper = (
-            Sweeper.from_settings(self.redis, settings, eager=app.eager) if sweep else None
+            Sweeper.from_settings(self.redis, settings, eager=app.eager)
+            if sweep and settings.sweeper  # h8: GRISTMILL_SWEEPER=false under service ACLs
+            else None
         )
         self._stop = anyio.Event()
         # telemetry hook: health port, metrics and tracing; gives each loop its hooks

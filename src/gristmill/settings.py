@@ -14,16 +14,27 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gristmill.errors import ConfigError
 from gristmill.keys import DEFAULT_PREFIX
+from gristmill.sentinel import is_sentinel_url
+from gristmill.sentinel import parse as parse_sentinel_url
 
 ENV_PREFIX = "GRISTMILL_"
-URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+URL_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", "redis+cluster", "rediss+cluster")
 URL_SHAPE = (
-    "redis://[user:password@]host[:port][/db], rediss://... for TLS, or unix:///path/to.sock"
+    "redis://[user:password@]host[:port][/db], rediss://... for TLS, unix:///path/to.sock, "
+    "or redis+sentinel://host:port[,host:port...]/master-name"
 )
 
 
@@ -58,6 +69,14 @@ class Settings(BaseSettings):
     health_host: str = "0.0.0.0"  # probes and scrapes come from outside the pod
     health_stale: PositiveFloat = 5.0  # seconds without an event-loop heartbeat: not alive
     log_format: Literal["text", "json"] = "text"  # json: one object per line, with trace ids
+    # TLS for rediss:// URLs (docs/deploy.md: TLS). Unset: the system trust store, no client cert.
+    tls_ca_file: Path | None = None  # PEM of the CA(s) that signed the server's certificate
+    tls_cert_file: Path | None = None  # PEM client certificate, for servers that require one
+    tls_key_file: Path | None = None  # its private key; required with tls_cert_file
+    tls_check_hostname: bool = True  # False: any name in a certificate the CA signed is accepted
+    # False: this process runs no delayed-entry sweeper; one `runtime sweep` does, under its own
+    # ACL user (docs/deploy.md: ACLs). A service user may not write other services' lanes.
+    sweeper: bool = True
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -78,6 +97,9 @@ class Settings(BaseSettings):
         if not raw:
             return None  # an empty variable means "not set": use the embedded server
         parts = urlsplit(raw)
+        if is_sentinel_url(raw):
+            parse_sentinel_url(raw)  # its ValueError names the shape, never the password
+            return SecretStr(raw)
         if parts.scheme not in URL_SCHEMES:
             # never echo the value: it may hold a password
             raise ValueError(f"expected {URL_SHAPE}")
@@ -99,6 +121,21 @@ class Settings(BaseSettings):
                 "tag, like '{gm}:'"
             )
         return value
+
+    @field_validator("tls_ca_file", "tls_cert_file", "tls_key_file")
+    @classmethod
+    def _tls_file_is_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"{value}: no such readable file; give the path of a PEM file")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_cert_comes_with_its_key(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                "GRISTMILL_TLS_CERT_FILE and GRISTMILL_TLS_KEY_FILE go together: set both or neither"
+            )
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -156,7 +193,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{env_name(field)}: {message}")
+            if not error["loc"]:  # a rule across fields names its variables itself
+                lines.append(message)
+                continue
+            lines.append(f"{env_name(str(error['loc'][0]))}: {message}")
         raise ConfigError("; ".join(lines)) from None

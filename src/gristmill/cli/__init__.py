@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from gristmill.cli.acl import acl
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
 from gristmill.cli.docs import docs
@@ -17,6 +18,7 @@ from gristmill.cli.publish import publish
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 from gristmill.cli.status import status
+from gristmill.cli.sweep import sweep
 from gristmill.stopping import catch_early_stop
 
 
@@ -36,6 +38,8 @@ runtime.add_command(publish)
 runtime.add_command(health)
 runtime.add_command(docs)
 schemas.add_command(history)
+runtime.add_command(acl)
+runtime.add_command(sweep)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gristmill.cli.output import fail
-from gristmill.connect import redis_client, server_url
+from gristmill.connect import redis_client, server_url, tls_failure
 from gristmill.errors import ServerError
 
 if TYPE_CHECKING:
@@ -47,6 +47,6 @@ def with_redis(
     except ServerError as exc:
         fail(str(exc), FIX_SERVER)
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        fail(f"cannot reach the server: {exc}", FIX_SERVER)
+        fail(*(tls_failure(exc) or (f"cannot reach the server: {exc}", FIX_SERVER)))
     except RedisError as exc:
         fail(f"the server refused: {exc}", "check the server's ACL for this user")

@@ -12,6 +12,8 @@ import click
 
 from gristmill.app import App
 from gristmill.cli.output import fail
+from gristmill.connect import is_cluster_url
+from gristmill.connect import tls_problem as check_tls
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.settings import Settings, load_settings
 from gristmill.startup import fix_for
@@ -76,6 +78,15 @@ def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
     except GristmillError as exc:  # a schema the module loads at import (load_proto)
         start_failed(exc, settings)
     from gristmill.runtime import serve_app  # deferred: `runtime --help` stays fast
+
+    if settings.redis_url and is_cluster_url(settings.redis_url.get_secret_value()):  # h8
+        fail(
+            "runtime serve does not run on Redis Cluster yet (the CLI and the registry do)",
+            "point GRISTMILL_REDIS_URL at one primary (redis://) or at Sentinel",
+        )
+    tls_problem = check_tls(settings)  # h8: a wrong CA or missing client cert, in one line
+    if tls_problem is not None:
+        fail(*tls_problem)
 
     try:
         code = serve_app(app, target, settings, workers=workers, only=only)

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
+from gristmill.connect import resp_url, tls_context
 from gristmill.context import Context
 from gristmill.envelope import (
     ATTEMPT,
@@ -189,10 +190,11 @@ class ProcessorLoop:
 
     async def _open(self, role: str) -> RespConnection:
         connection = await RespConnection.open(
-            self.url,
+            await resp_url(self.url, self.settings),  # h8: the sentinels' current primary
             connect_timeout=self.settings.connect_timeout,
             reply_timeout=self.settings.socket_timeout,  # set-up, groups, claims: never hang
             name=f"gristmill:{self.spec.group}:{role}",
+            tls=tls_context(self.url, self.settings),  # h8: TLS settings, see connect.py
         )
         self._connections.append(connection)
         return connection

@@ -95,8 +95,11 @@ class RespConnection:
         connect_timeout: float,
         reply_timeout: float | None = None,
         name: str = "gristmill",
+        tls: ssl.SSLContext | None = None,  # h8: from connect.tls_context (TLS settings)
     ) -> RespConnection:
         """Connect to `url` (redis://, rediss://, unix://), authenticate, select the db.
+
+        A rediss:// URL uses `tls`, or the system trust store when it is None.
 
         Raises:
             ConnectionError: If the server cannot be reached in `connect_timeout` seconds.
@@ -110,11 +113,8 @@ class RespConnection:
                 if parts.scheme == "unix":
                     _, protocol = await loop.create_unix_connection(_Protocol, parts.path)
                 else:
-                    tls = (
-                        ssl.create_default_context()
-                        if parts.scheme in ("rediss", "valkeys")
-                        else None
-                    )
+                    if tls is None and parts.scheme in ("rediss", "valkeys"):
+                        tls = ssl.create_default_context()
                     _, protocol = await loop.create_connection(
                         _Protocol, parts.hostname or "127.0.0.1", parts.port or 6379, ssl=tls
                     )

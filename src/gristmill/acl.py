@@ -1,0 +1,158 @@
+"""Least-privilege ACL users, derived from what an App declares and from keys.py (no I/O).
+
+    runtime acl services.orders:app       ->  ACL SETUSER orders reset on ... ~orders.placed ...
+
+A service's user may send the commands its runtime sends (its own, and those its Lua scripts
+call: a script's commands are checked against the caller's ACL) to the keys it touches: its
+inputs and their lanes, its outputs, the delayed stores of its own lanes, the schema registry
+entries of the messages it declares, and the delayed targets set. It may not FLUSHALL, destroy
+a group, or write another service's streams.
+
+The sweeper (moving due delayed entries into their streams) is one leader for the whole
+deployment: it writes every service's lanes, so it gets its own user (`sweeper_grant`) and its
+own process (`runtime sweep`), and services under a service user run with
+GRISTMILL_SWEEPER=false.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gristmill import keys
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from gristmill.app import App
+
+# What each part of the runtime sends, command by command (`+@stream` would also grant
+# XGROUP DESTROY, XDEL and XTRIM). Each line names the code that sends it.
+CONNECTION = (
+    "ping",  # redis-py's health check
+    "client|setname",  # every connection names itself (CLIENT LIST shows the processor)
+    "client|setinfo",  # redis-py announces its library on connect
+    "client|id",  # pipeline/resp.py: the reader's id, for CLIENT UNBLOCK at drain
+    "select",  # a URL with a /db
+)
+SCRIPTS = ("evalsha", "script|load")  # scripts/__init__.py and the commit connection
+REGISTRY = (
+    "hget", "lrange", "get",  # schemas/registry.py: records, versions, compatibility mode
+    "lpos", "llen", "hsetnx", "rpush", "sadd",  # register_schema.lua
+)  # fmt: skip
+PROCESSOR = (
+    "xreadgroup", "xgroup|create", "xpending", "xclaim", "xrange",  # pipeline/consume.py
+    "xadd", "xack",  # commit_batch.lua (xpending too); keep_claimed.lua: xpending, xclaim
+    "incr", "rpush", "zadd", "zrange", "publish",  # lib/delayed_add.lua: retries, requeues
+    "sadd",  # timing/delayed.py register_target: the sweeper learns the processor's lanes
+    "client|unblock",  # runtime.py: a drain wakes the blocked reader
+    "xinfo|consumers", "xgroup|delconsumer",  # forget_consumer.lua: idle consumers
+)  # fmt: skip
+RETENTION = ("exists", "xinfo|groups", "xlen", "xrange", "xrevrange", "xtrim")  # trim_consumed
+TICKER = ("xadd",)
+SWEEPER = (
+    "exists", "incrby", "set", "get", "pexpire", "del",  # timing/leader.py, lease_*.lua
+    "smembers",  # the delayed targets set
+    "subscribe", "unsubscribe",  # the wake channel
+    "time", "type", "zrange", "zrangebyscore", "zrem", "lrange", "ltrim", "xadd",  # sweep.lua
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one user may do: commands, key patterns and pub/sub channels, each sorted."""
+
+    commands: tuple[str, ...]
+    keys: tuple[str, ...]
+    channels: tuple[str, ...]
+
+
+def escape_glob(name: str) -> str:
+    """`name` as an ACL pattern that matches it alone (`*`, `?`, `[`, `]`, `\\` escaped)."""
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in name)
+
+
+def _grant(commands: Iterable[str], names: Iterable[str], channels: Iterable[str]) -> Grant:
+    return Grant(tuple(sorted(set(commands))), tuple(sorted(set(names))), tuple(sorted(channels)))
+
+
+def _store_patterns(stream: str) -> list[str]:
+    store = escape_glob(keys.delayed_store(stream))  # buckets, sequence and fence are store:*
+    return [store, f"{store}:*"]
+
+
+def registry_keys(app: App, prefix: str) -> list[str]:
+    """The registry keys of the messages `app` declares (its `schemas=`), escaped.
+
+    An app that declares none may publish any message type: it gets every subject's keys.
+    """
+    names = [escape_glob(keys.schemas(prefix)), escape_glob(keys.subjects(prefix))]
+    if not app.schemas:
+        return [
+            *names,
+            escape_glob(keys.subject_versions("", prefix)) + "*",
+            escape_glob(keys.subject_compatibility("", prefix)) + "*",
+        ]
+    for schema in app.schemas:
+        for message in schema.message_names():
+            names.append(escape_glob(keys.subject_versions(message, prefix)))
+            names.append(escape_glob(keys.subject_compatibility(message, prefix)))
+    return names
+
+
+def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
+    """The user of `app`'s processors and tickers, run with GRISTMILL_SWEEPER=false."""
+    commands = [*CONNECTION, *SCRIPTS, *REGISTRY]
+    names = registry_keys(app, prefix)
+    channels: list[str] = []
+    for spec in app.processors.values():
+        commands += PROCESSOR
+        if spec.maxlen or spec.min_age:
+            commands += RETENTION
+        names += [escape_glob(stream) for stream in spec.outputs + spec.side_outputs]
+        for stream in spec.inputs:
+            lane = keys.retry_lane(stream, spec.group)
+            names += [escape_glob(stream), escape_glob(lane)]
+            names.append(escape_glob(keys.dead_lane(stream, spec.group)))
+            names += _store_patterns(lane)
+        names.append(escape_glob(keys.delayed_targets(prefix)))
+        channels = [escape_glob(keys.delayed_wake(prefix))]
+    for ticker in app.tickers.values():
+        commands += TICKER
+        names += [escape_glob(stream) for stream in ticker.outputs]
+    return _grant(commands, names, channels)
+
+
+def sweeper_grant(apps: Sequence[App], prefix: str = keys.DEFAULT_PREFIX) -> Grant:
+    """The user of the one sweeper serving `apps`: their lanes and inputs' delayed stores.
+
+    An input's own store is there for `Publisher.schedule(input, ...)`: producers schedule
+    into the streams services read.
+    """
+    names = [
+        escape_glob(keys.lease("sweeper", prefix)),
+        escape_glob(keys.lease_epoch("sweeper", prefix)),
+        escape_glob(keys.delayed_targets(prefix)),
+    ]
+    for app in apps:
+        for spec in app.processors.values():
+            for stream in spec.inputs:
+                for target in (stream, keys.retry_lane(stream, spec.group)):
+                    names += [escape_glob(target), *_store_patterns(target)]
+    commands = [*CONNECTION, *SCRIPTS, *SWEEPER]
+    return _grant(commands, names, [escape_glob(keys.delayed_wake(prefix))])
+
+
+def setuser_line(user: str, grant: Grant, password: str | None = None) -> str:
+    """One `ACL SETUSER` command: `reset` first, so running it again replaces the user.
+
+    With `password` the line carries its SHA-256 (`#...`), never the password itself.
+    """
+    parts = ["ACL", "SETUSER", user, "reset", "on"]
+    if password is not None:
+        parts.append("#" + hashlib.sha256(password.encode()).hexdigest())
+    parts += [f"~{pattern}" for pattern in grant.keys]
+    parts += [f"&{channel}" for channel in grant.channels]
+    parts += ["-@all", *(f"+{command}" for command in grant.commands)]
+    return " ".join(parts)
