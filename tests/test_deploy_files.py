@@ -303,6 +303,7 @@ def test_the_image_checks_health_through_the_health_server() -> None:
 RELEASES = {
     "default": (None, EXAMPLES / "default.yaml"),
     "split": (EXAMPLES / "split-values.yaml", EXAMPLES / "split.yaml"),
+    "keda": (EXAMPLES / "keda-values.yaml", EXAMPLES / "keda.yaml"),
 }
 
 
@@ -479,7 +480,10 @@ def test_the_example_renders_one_deployment_per_service(release: str) -> None:
         spec = deployments[service["name"]]["spec"]
         pod = spec["template"]["spec"]
         (container,) = pod["containers"]
-        assert spec["replicas"] == service.get("replicas", 1)
+        if (service.get("autoscaling") or {}).get("enabled"):
+            assert "replicas" not in spec  # KEDA's ScaledObject sets them
+        else:
+            assert spec["replicas"] == service.get("replicas", 1)
         only = [arg for name in service.get("only") or () for arg in ("--only", name)]
         assert container["args"] == [service["app"], *only]
         tag = values["image"]["tag"] or yaml_mapping(CHART / "Chart.yaml")["appVersion"]
@@ -487,6 +491,7 @@ def test_the_example_renders_one_deployment_per_service(release: str) -> None:
         assert pod["terminationGracePeriodSeconds"] == termination_grace(values, service)
         env = {item["name"]: item for item in container["env"]}
         secret_ref = env.pop(env_name("redis_url"))["valueFrom"]["secretKeyRef"]
+        assert env.pop("GRISTMILL_HEALTH_PORT")["value"] == str(values["health"]["port"])
         assert secret_ref == {
             "name": values["redis"]["existingSecret"],
             "key": values["redis"]["secretKey"],
