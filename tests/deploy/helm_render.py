@@ -1,6 +1,7 @@
 """Render the chart with Helm's own engine, then validate every manifest; run by Python >= 3.12.
 
     .venv/helm/bin/python tests/deploy/helm_render.py CHART VALUES.json RELEASE > result.json
+    .venv/helm/bin/python tests/deploy/helm_render.py --validate MANIFESTS.json
 
 helm-sdkpy (Helm's Go library, linked into a wheel) has `lint`, which renders every template
 with the chart's values, checks the values against values.schema.json and parses what each
@@ -171,6 +172,11 @@ def render(chart: Path, values: dict[str, Any], release: str) -> dict[str, Any]:
 
 
 def main() -> None:
+    if sys.argv[1] == "--validate":  # helm_render.py --validate MANIFESTS.json
+        manifests = json.loads(Path(sys.argv[2]).read_text())
+        invalid = [f"{m.get('kind')}: {why}" for m in manifests if (why := validate(m))]
+        sys.stdout.write(json.dumps({"invalid": invalid}))
+        return
     chart, values_file, release = sys.argv[1:4]
     values = json.loads(Path(values_file).read_text())
     with contextlib.redirect_stdout(sys.stderr):  # only the result goes to stdout

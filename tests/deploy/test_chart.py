@@ -1,8 +1,7 @@
 """The helm chart rendered by Helm's own engine, and every manifest validated strictly.
 
 helm-sdkpy needs Python >= 3.12 and the project runs on 3.11, so it lives in a venv of its own
-(.venv/helm, made on first use from a python3.12 on PATH or under pyenv); helm_render.py runs
-there and hands back JSON. The examples in helm/examples are that renderer's output, checked
+(the `helm_python` fixture, conftest.py); helm_render.py runs there and hands back JSON. The examples in helm/examples are that renderer's output, checked
 here byte for byte; regenerate them with
 
     REGENERATE_HELM_EXAMPLES=1 .venv/bin/python -m pytest tests/deploy/test_chart.py
@@ -10,62 +9,23 @@ here byte for byte; regenerate them with
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from gristmill.cli.serve import load_app
-from tests.test_deploy_files import CHART, EXAMPLES, RELEASES, ROOT, release_values
+from tests.deploy.conftest import RENDERER
+from tests.test_deploy_files import CHART, EXAMPLES, RELEASES, release_values
 
-RENDERER = Path(__file__).with_name("helm_render.py")
-HELM_VENV = ROOT / ".venv" / "helm"
-# helm-sdkpy: Helm's Go library as a wheel; kubernetes-validate: the API schemas, offline;
-# cloudcoil.models.keda: KEDA's CRD types, for the ScaledObject
-REQUIREMENTS = (
-    "helm-sdkpy==0.1.32",
-    "kubernetes-validate==1.37.0",
-    "cloudcoil.models.keda==2.16.1.0",
-    "PyYAML>=6",
-)
+if TYPE_CHECKING:
+    from pathlib import Path
+
 RELEASE_NAMES = {"default": "shop", "split": "mill", "keda": "shop"}
 SOURCE = "# Source: "  # an example's own comment header ends where the rendered text starts
-
-
-def python312() -> str:
-    """A Python 3.12 that runs (a pyenv shim on PATH may name one that is not selected)."""
-    candidates = [
-        *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12"))),
-        *sorted(glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12")),
-        shutil.which("python3.12"),
-    ]
-    for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "--version"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return candidate
-    pytest.fail("helm-sdkpy needs Python 3.12: none found on PATH or under ~/.pyenv/versions")
-
-
-@pytest.fixture(scope="session")
-def helm_python() -> Path:
-    """The venv's python, with the requirements installed once (a stamp says which)."""
-    python = HELM_VENV / "bin" / "python"
-    stamp = HELM_VENV / ".installed"
-    wanted = "\n".join(REQUIREMENTS)
-    if not (stamp.is_file() and stamp.read_text() == wanted and python.exists()):
-        subprocess.run([python312(), "-m", "venv", "--clear", str(HELM_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *REQUIREMENTS],
-            check=True,
-            timeout=900,
-        )
-        stamp.write_text(wanted)
-    return python
 
 
 def render(

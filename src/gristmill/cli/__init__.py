@@ -9,6 +9,7 @@ import click
 
 from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
+from gristmill.cli.manifests import manifests
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 from gristmill.stopping import catch_early_stop
@@ -23,6 +24,7 @@ runtime.add_command(serve)
 runtime.add_command(schemas)
 runtime.add_command(dlq)
 runtime.add_command(delayed)
+runtime.add_command(manifests)
 
 
 def main() -> None:
