@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,33 +94,33 @@ def ensure_base_image() -> float:
     if sources is None:
         raise ContainerSetupError(f"no apt sources at {' or '.join(map(str, APT_SOURCES))}")
     started = time.monotonic()
-    strap = subprocess.Popen(
-        [
-            "mmdebstrap",
-            "--quiet",
-            "--variant=minbase",
-            "--include=python3,python3-venv,python3-pip,ca-certificates",
-            "bookworm",
-            "-",
-            str(sources),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        imported = subprocess.run(
-            ["podman", "import", "-", BASE_IMAGE],
-            stdin=strap.stdout,
-            capture_output=True,
-            timeout=600,
-            env=podman_env(),
-            check=False,
+    with tempfile.TemporaryFile() as strap_log:  # a file: a full stderr pipe cannot block it
+        strap = subprocess.Popen(
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                "--include=python3,python3-venv,python3-pip,ca-certificates",
+                "bookworm",
+                "-",
+                str(sources),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=strap_log,
         )
-    finally:
         assert strap.stdout is not None
-        strap.stdout.close()
-        strap_err = strap.stderr.read().decode() if strap.stderr else ""
+        with strap.stdout:
+            imported = subprocess.run(
+                ["podman", "import", "-", BASE_IMAGE],
+                stdin=strap.stdout,
+                capture_output=True,
+                timeout=600,
+                env=podman_env(),
+                check=False,
+            )
         strap.wait(timeout=60)
+        strap_log.seek(0)
+        strap_err = strap_log.read().decode(errors="replace")
     if strap.returncode != 0 or imported.returncode != 0:
         raise ContainerSetupError(
             f"base image: mmdebstrap exited {strap.returncode}, podman import "

@@ -49,10 +49,17 @@ CLAIM_IDLE_S = 3  # a killed replica's pending entries go to the other after thi
 def image() -> Build:
     try:
         ensure_tools()
-        ensure_base_image()
-        return build_image()
+        base_s = ensure_base_image()
+        build = build_image()
     except ContainerSetupError as exc:
         pytest.fail(f"cannot build the image on this machine: {exc}")
+    log.info(
+        "base image %s, image built in %.1f s, %.0f MB",
+        f"made in {base_s:.1f} s" if base_s else "kept",
+        build.seconds,
+        build.size_bytes / 1e6,
+    )
+    return build
 
 
 @dataclass
