@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from gristmill.cli.manifests import groups
 from gristmill.cli.serve import load_app
 from tests.deploy.conftest import RENDERER
 from tests.test_deploy_files import CHART, EXAMPLES, RELEASES, release_values
@@ -120,14 +121,7 @@ def test_each_service_has_a_disruption_budget_when_enabled(
 
 def declared_groups(service: dict[str, Any]) -> set[tuple[str, str]]:
     """(input stream, consumer group) of each processor the service runs, from its App."""
-    app = load_app(service["app"])
-    only = set(service.get("only") or app.processors)
-    return {
-        (stream, spec.group)
-        for name, spec in app.processors.items()
-        if name in only
-        for stream in spec.inputs
-    }
+    return set(groups(load_app(service["app"]), tuple(service.get("only") or ())))
 
 
 @pytest.mark.parametrize("release", RELEASES)
