@@ -6,39 +6,50 @@
 #
 # Settings come only from GRISTMILL_* variables at run time; none is baked in here (the Redis
 # URL may hold a password). See docs/deploy.md.
+#
+# BASE is any Debian-like image with python3 (3.11+) and its venv module. Both stages use it.
+# Where pip needs a private CA to reach the package index, pass it as a build secret; it is
+# mounted for the one RUN that downloads and never stays in a layer:
+#   docker build --secret id=cabundle,src=/etc/ssl/certs/ca-certificates.crt .
+ARG BASE=python:3.11-slim-bookworm
 
-# Both stages use the same base, so the venv's interpreter symlinks stay valid when copied.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
-# -- build: install the package and its runtime dependencies into a venv -----------------------
-FROM ${PYTHON_IMAGE} AS build
+# -- wheels: the package and every runtime dependency, as wheels ------------------------------
+FROM ${BASE} AS wheels
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-
-RUN python -m venv /opt/gristmill
 
 WORKDIR /build
 # README.md* matches nothing rather than failing while the README does not exist yet
 COPY pyproject.toml README.md* ./
 COPY src/ src/
 # `.` alone: the runtime dependencies of pyproject.toml, never the dev or bench extras
-RUN /opt/gristmill/bin/pip install --no-cache-dir .
+RUN --mount=type=secret,id=cabundle \
+    if [ -s /run/secrets/cabundle ]; then export PIP_CERT=/run/secrets/cabundle; fi \
+    && python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --wheel-dir /wheels .
 
-# -- runtime: the venv, the example services and their .proto files, a non-root user -----------
-FROM ${PYTHON_IMAGE}
+# -- runtime: a venv with the wheels installed offline, the example services, a non-root user --
+FROM ${BASE}
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/gristmill/bin:$PATH
 
 # A numeric uid: Kubernetes can only verify runAsNonRoot for a numeric USER.
 RUN groupadd --system --gid 10001 gristmill \
     && useradd --system --uid 10001 --gid gristmill --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin gristmill
 
-ENV PATH=/opt/gristmill/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
-
-COPY --from=build /opt/gristmill /opt/gristmill
+# Installed from the wheels stage only (--no-index): nothing is downloaded here, and the
+# wheels themselves are bind-mounted, so they take no room in the image. pip then leaves.
+RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
+    python3 -m venv /opt/gristmill \
+    && /opt/gristmill/bin/pip install --no-index --find-links /wheels gristmill \
+    && /opt/gristmill/bin/pip uninstall --yes pip
 
 # `runtime serve` imports `services.x:app` from the working directory, and the services load
 # their schemas from ../schemas relative to their own files: keep both side by side here.
@@ -46,13 +57,18 @@ WORKDIR /app
 COPY services/ services/
 COPY schemas/ schemas/
 # Compiled now, as root: at run time the root filesystem may be read-only and /app is not ours.
-RUN python -m compileall -q services
+RUN python3 -m compileall -q services
 
 USER 10001:10001
 
-# Alive = the event loop turns (the health port's /livez); a Redis outage is not a reason to
-# restart (docs/deploy.md, "Health").
-HEALTHCHECK --interval=15s --timeout=5s --retries=3 CMD ["runtime", "health", "--live"]
+# The health server (GRISTMILL_HEALTH_PORT, 8080 by default): /livez, /readyz, /metrics.
+EXPOSE 8080
+# Healthy = the event loop turns (/livez): a Redis outage is no reason to restart a container
+# (docs/deploy.md, "Health"); readiness is for the chart's probe. (Docker image format only.)
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["runtime", "health", "--live"]
+
 # Exec form: `runtime` is PID 1 and receives SIGTERM itself; it drains, then exits 0.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["runtime", "serve"]
 CMD ["services.orders:app"]

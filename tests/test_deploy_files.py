@@ -250,19 +250,25 @@ def test_the_image_runs_as_a_numeric_non_root_user() -> None:
 
 
 def test_the_image_installs_the_package_without_extras() -> None:
-    installs = [
+    runs = [
         arguments
         for stage in dockerfile_stages()
         for keyword, arguments in stage
-        if keyword == "RUN" and "pip install" in arguments
+        if keyword == "RUN" and "pip " in arguments
     ]
-    assert installs
-    for command in installs:
-        assert command.split()[-1] == ".", f"install the package itself, no extras: {command}"
+    wheels = [command for command in runs if "pip wheel" in command]
+    assert wheels
+    for command in wheels:
+        assert command.split()[-1] == ".", f"wheels of the package itself, no extras: {command}"
+        assert "--mount=type=secret,id=cabundle" in command  # the CA bundle never in a layer
+    (install,) = [arguments for arguments in final_stage("RUN") if "pip install" in arguments]
+    assert "--no-index" in install, "the runtime stage installs the built wheels only"
+    assert re.search(r"pip install .* gristmill(\s|$)", install), install
     copied = " ".join(final_stage("COPY"))
     assert "services/" in copied
     assert "schemas/" in copied
     assert any("PYTHONUNBUFFERED=1" in env for env in final_stage("ENV"))
+    assert final_stage("STOPSIGNAL") == ["SIGTERM"]
 
 
 def test_the_image_bakes_in_no_setting_or_secret() -> None:
@@ -293,12 +299,20 @@ def test_probes_exist_only_with_a_health_command() -> None:
     assert ("livenessProbe" in DEPLOYMENT_TEMPLATE.read_text()) == has_health_command
 
 
+def test_the_image_checks_health_through_the_health_server() -> None:
+    # the health server's contract: GRISTMILL_HEALTH_PORT (8080 by default) and `runtime health`
+    (healthcheck,) = final_stage("HEALTHCHECK")
+    assert healthcheck.endswith('CMD ["runtime", "health", "--live"]'), healthcheck
+    assert final_stage("EXPOSE") == ["8080"]
+
+
 # -- the helm values --------------------------------------------------------------------------
 # Each release is (values file over the chart's values.yaml, or None; its hand-rendered example).
 
 RELEASES = {
     "default": (None, EXAMPLES / "default.yaml"),
     "split": (EXAMPLES / "split-values.yaml", EXAMPLES / "split.yaml"),
+    "keda": (EXAMPLES / "keda-values.yaml", EXAMPLES / "keda.yaml"),
 }
 
 
@@ -475,7 +489,10 @@ def test_the_example_renders_one_deployment_per_service(release: str) -> None:
         spec = deployments[service["name"]]["spec"]
         pod = spec["template"]["spec"]
         (container,) = pod["containers"]
-        assert spec["replicas"] == service.get("replicas", 1)
+        if (service.get("autoscaling") or {}).get("enabled"):
+            assert "replicas" not in spec  # KEDA's ScaledObject sets them
+        else:
+            assert spec["replicas"] == service.get("replicas", 1)
         only = [arg for name in service.get("only") or () for arg in ("--only", name)]
         assert container["args"] == [service["app"], *only]
         tag = values["image"]["tag"] or yaml_mapping(CHART / "Chart.yaml")["appVersion"]
@@ -483,6 +500,7 @@ def test_the_example_renders_one_deployment_per_service(release: str) -> None:
         assert pod["terminationGracePeriodSeconds"] == termination_grace(values, service)
         env = {item["name"]: item for item in container["env"]}
         secret_ref = env.pop(env_name("redis_url"))["valueFrom"]["secretKeyRef"]
+        assert env.pop("GRISTMILL_HEALTH_PORT")["value"] == str(values["health"]["port"])
         assert secret_ref == {
             "name": values["redis"]["existingSecret"],
             "key": values["redis"]["secretKey"],

@@ -13,6 +13,7 @@ from gristmill.cli.dlq import dlq
 from gristmill.cli.docs import docs
 from gristmill.cli.globals import RuntimeGroup, url_option
 from gristmill.cli.history import history
+from gristmill.cli.manifests import manifests
 from gristmill.cli.probe import health
 from gristmill.cli.publish import publish
 from gristmill.cli.schemas import schemas
@@ -40,6 +41,7 @@ runtime.add_command(docs)
 schemas.add_command(history)
 runtime.add_command(acl)
 runtime.add_command(sweep)
+runtime.add_command(manifests)
 
 
 def main() -> None:
