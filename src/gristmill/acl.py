@@ -17,10 +17,11 @@ GRISTMILL_SWEEPER=false.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gristmill import keys
+from gristmill.observe.snapshot import LEASE_ROLES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -45,6 +46,7 @@ PROCESSOR = (
     "xreadgroup", "xgroup|create", "xpending", "xclaim", "xrange",  # pipeline/consume.py
     "xadd", "xack",  # commit_batch.lua (xpending too); keep_claimed.lua: xpending, xclaim
     "incr", "rpush", "zadd", "zrange", "publish",  # lib/delayed_add.lua: retries, requeues
+    "hget", "hlen", "hset",  # lib/delayed_add.lua: the compact store's schema-id numbers
     "sadd",  # timing/delayed.py register_target: the sweeper learns the processor's lanes
     "client|unblock",  # runtime.py: a drain wakes the blocked reader
     "xinfo|consumers", "xgroup|delconsumer",  # forget_consumer.lua: idle consumers
@@ -56,7 +58,13 @@ SWEEPER = (
     "smembers",  # the delayed targets set
     "subscribe", "unsubscribe",  # the wake channel
     "time", "type", "zrange", "zrangebyscore", "zrem", "lrange", "ltrim", "xadd",  # sweep.lua
+    "hget",  # delayed_sweep.lua: a compact entry's schema id, stored once per store
 )  # fmt: skip
+OBSERVE = (  # telemetry/hosting.py: the metrics gauges' snapshot of the service's own keys
+    "time", "exists", "xlen", "xinfo|stream", "xinfo|groups", "xinfo|consumers", "xpending",
+    "zcard", "zrange", "llen",
+)  # fmt: skip
+LEASE_READ = ("get", "pttl")  # the snapshot's lease holders; read-only key patterns (%R~)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class Grant:
     commands: tuple[str, ...]
     keys: tuple[str, ...]
     channels: tuple[str, ...]
+    read_keys: tuple[str, ...] = ()  # read-only patterns (`%R~`): lease keys a service watches
 
 
 def escape_glob(name: str) -> str:
@@ -103,7 +112,7 @@ def registry_keys(app: App, prefix: str) -> list[str]:
 
 def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
     """The user of `app`'s processors and tickers, run with GRISTMILL_SWEEPER=false."""
-    commands = [*CONNECTION, *SCRIPTS, *REGISTRY]
+    commands = [*CONNECTION, *SCRIPTS, *REGISTRY, *OBSERVE, *LEASE_READ]
     names = registry_keys(app, prefix)
     channels: list[str] = []
     for spec in app.processors.values():
@@ -121,7 +130,15 @@ def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
     for ticker in app.tickers.values():
         commands += TICKER
         names += [escape_glob(stream) for stream in ticker.outputs]
-    return _grant(commands, names, channels)
+    # read-only: the lease holders, and the lanes of every group on the streams it touches
+    # (the metrics snapshot reports downstream groups' lag and dead letters on its outputs)
+    read = [escape_glob(keys.lease(role, prefix)) for role in LEASE_ROLES]
+    read += [
+        escape_glob(keys.slot_prefix(stream)) + ":*"
+        for spec in app.processors.values()
+        for stream in spec.inputs + spec.outputs + spec.side_outputs
+    ]
+    return replace(_grant(commands, names, channels), read_keys=tuple(sorted(set(read))))
 
 
 def sweeper_grant(apps: Sequence[App], prefix: str = keys.DEFAULT_PREFIX) -> Grant:
@@ -153,6 +170,7 @@ def setuser_line(user: str, grant: Grant, password: str | None = None) -> str:
     if password is not None:
         parts.append("#" + hashlib.sha256(password.encode()).hexdigest())
     parts += [f"~{pattern}" for pattern in grant.keys]
+    parts += [f"%R~{pattern}" for pattern in grant.read_keys]
     parts += [f"&{channel}" for channel in grant.channels]
     parts += ["-@all", *(f"+{command}" for command in grant.commands)]
     return " ".join(parts)

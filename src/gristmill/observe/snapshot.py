@@ -26,13 +26,14 @@ from gristmill.observe.shape import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from redis.asyncio import Redis
 
 MAX_STREAMS = 200
 BUCKETS_READ = 100
 LEASE_ROLES = ("sweeper", "scheduler")
+_NONE: frozenset[str] = frozenset()
 _LANE_MARKERS = (":retry:", ":dead:", ":class:")
 
 
@@ -59,15 +60,28 @@ async def take_snapshot(
     *,
     prefix: str = keys.DEFAULT_PREFIX,
     roles: Iterable[str] = LEASE_ROLES,
+    groups: Mapping[str, frozenset[str]] | None = None,
+    delayed_targets: Iterable[str] | None = None,
 ) -> Snapshot:
-    """One consistent-enough view of `streams` (default: every user stream) and their lanes."""
+    """One consistent-enough view of `streams` (default: every user stream) and their lanes.
+
+    `groups` (stream -> group names) and `delayed_targets` narrow the view to what one
+    service owns, so a runtime under its own ACL user reads only keys it may read.
+    """
     names = sorted(set(streams)) if streams is not None else await find_streams(redis)
     now_ms = await _server_ms(redis)
     notes: list[str] = []
-    states = [await _stream_state(redis, name, now_ms) for name in names[:MAX_STREAMS]]
+    states = [
+        await _stream_state(
+            redis, name, now_ms, None if groups is None else groups.get(name, _NONE)
+        )
+        for name in names[:MAX_STREAMS]
+    ]
     if len(names) > MAX_STREAMS:
         notes.append(f"{len(names) - MAX_STREAMS} more streams not shown")
-    targets = sorted({text(t) for t in await redis.smembers(keys.delayed_targets(prefix))})
+    if delayed_targets is None:
+        delayed_targets = [text(t) for t in await redis.smembers(keys.delayed_targets(prefix))]
+    targets = sorted(set(delayed_targets))
     delayed = [await _delayed_state(redis, target) for target in targets[:MAX_STREAMS]]
     leases = [await _lease_state(redis, role, prefix) for role in roles]
     return Snapshot(
@@ -80,7 +94,9 @@ async def _server_ms(redis: Redis) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-async def _stream_state(redis: Redis, stream: str, now_ms: int) -> StreamState | None:
+async def _stream_state(
+    redis: Redis, stream: str, now_ms: int, only: frozenset[str] | None
+) -> StreamState | None:
     pipe = redis.pipeline(transaction=False)
     pipe.exists(stream)
     pipe.xlen(stream)
@@ -91,6 +107,8 @@ async def _stream_state(redis: Redis, stream: str, now_ms: int) -> StreamState |
         return None
     stream_info = as_dict(info)
     group_infos = [as_dict(item) for item in groups]
+    if only is not None:
+        group_infos = [info for info in group_infos if text(info["name"]) in only]
     pipe = redis.pipeline(transaction=False)
     for group_info in group_infos:
         group = text(group_info["name"])

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from gristmill import keys
 from gristmill.health import Health, HealthServer
 from gristmill.observe.snapshot import take_snapshot
 from gristmill.telemetry import tracing
@@ -72,6 +73,12 @@ class RuntimeTelemetry:
         self.server: HealthServer | None = None
         self.tracer = tracing.runtime_tracer()
         self._streams = sorted({s for loop in loops for s in loop.spec.inputs + loop.spec.outputs})
+        # our own delayed stores only: the targets set names every service's (acl.py grants ours)
+        self._lanes = sorted(
+            keys.retry_lane(stream, loop.spec.group)
+            for loop in loops
+            for stream in loop.spec.inputs
+        )
 
     def _stats(self) -> Iterable[tuple[str, ProcessorStats]]:
         return [(loop.spec.name, loop.stats) for loop in self.loops]
@@ -130,7 +137,10 @@ class RuntimeTelemetry:
         try:
             with anyio.fail_after(5.0):
                 snapshot = await take_snapshot(
-                    redis, self._streams, prefix=self.settings.key_prefix
+                    redis,
+                    self._streams,
+                    prefix=self.settings.key_prefix,
+                    delayed_targets=self._lanes,
                 )
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("metrics sample failed, will retry: %s", exc)
