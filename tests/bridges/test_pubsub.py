@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from pydantic import SecretStr
 
 from gristmill import App, keys
 from gristmill.bridges.buffer import BridgeBuffer, BridgeCounts
 from gristmill.bridges.pubsub import Bridge
 from gristmill.errors import ConfigError
 from gristmill.settings import Settings
+from tests.typed_redis import xrange
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -29,7 +31,7 @@ def _spec(**options: object) -> BridgeSpec:
 
 @pytest.fixture
 def settings(server: EmbeddedServer) -> Settings:
-    return Settings(redis_url=server.url, lease_ttl_ms=600)
+    return Settings(redis_url=SecretStr(server.url), lease_ttl_ms=600)
 
 
 class Running:
@@ -57,7 +59,7 @@ async def _entries(redis: Redis, stream: str, expected: int) -> list[dict[bytes,
         while await redis.xlen(stream) < expected:
             await anyio.sleep(0.02)
     await anyio.sleep(0.2)  # nothing more arrives
-    return [fields for _, fields in await redis.xrange(stream)]
+    return [fields for _, fields in await xrange(redis, stream)]
 
 
 @asynccontextmanager
