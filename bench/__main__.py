@@ -40,6 +40,7 @@ SCENARIOS = (
     "decode",  # the schemas work
     "delayed-memory",  # the delayed-store work
     "sweep",  # the delayed-store work
+    "bridge",  # the pub/sub bridge work
 )
 DEFAULT_MESSAGES = 200_000
 SCENARIO_BASE_TIMEOUT_S = 300.0

@@ -27,6 +27,7 @@ import pytest
 from gristmill import keys
 from tests.helpers.ledger import Ledger
 from tests.helpers.procs import Proc, serve
+from tests.typed_redis import raw
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -96,17 +97,17 @@ async def _written(redis: Redis) -> list[tuple[float, int]]:
 async def _wait_written_after(redis: Redis, since_ms: float, within: float) -> float:
     with anyio.fail_after(within):
         while True:
-            last = await redis.xrevrange("ingest", count=1)
+            last = await raw(redis, "XREVRANGE", "ingest", "+", "-", "COUNT", 1)
             if last and int(last[0][0].split(b"-")[0]) > since_ms:
                 break
             await anyio.sleep(0.005)
     # the first entry after the kill: XRANGE from since_ms + 1
-    first = await redis.xrange("ingest", min=f"{int(since_ms) + 1}", count=1)
+    first = await raw(redis, "XRANGE", "ingest", int(since_ms) + 1, "+", "COUNT", 1)
     return int(first[0][0].split(b"-")[0])
 
 
 async def _leader_pid(redis: Redis) -> int | None:
-    token = await redis.get(LEASE)
+    token: bytes | None = await raw(redis, "GET", LEASE)
     return int(token.split(b":")[2]) if token else None
 
 
