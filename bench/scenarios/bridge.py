@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 import hiredis
 from redis import Redis
@@ -130,8 +131,9 @@ def _measure(url: str, size: int, system: str, rate: int) -> dict[str, object]:
     finally:
         consumer.kill()
         consumer.wait()
-    first = redis.xrange(STREAM, count=1)
-    final = redis.xrevrange(STREAM, count=1)
+    send = redis.execute_command
+    first: Any = send(b"XRANGE", STREAM, "-", "+", "COUNT", 1)  # type: ignore[no-untyped-call]
+    final: Any = send(b"XREVRANGE", STREAM, "+", "-", "COUNT", 1)  # type: ignore[no-untyped-call]
     written = int(redis.xlen(STREAM))
     span_ms = 1.0
     if first and final:
