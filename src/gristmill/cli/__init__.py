@@ -11,6 +11,7 @@ from gristmill.cli.delayed import delayed
 from gristmill.cli.dlq import dlq
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
+from gristmill.cli.tail import tail
 from gristmill.stopping import catch_early_stop
 
 
@@ -23,6 +24,7 @@ runtime.add_command(serve)
 runtime.add_command(schemas)
 runtime.add_command(dlq)
 runtime.add_command(delayed)
+runtime.add_command(tail)
 
 
 def main() -> None:
