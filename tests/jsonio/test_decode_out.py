@@ -18,6 +18,7 @@ from gristmill.producer import Publisher
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.jsonformat import to_json
 from gristmill.schemas.registry import SchemaRegistry
+from tests.helpers.procs import python_module
 from tests.jsonio.test_jsonformat import Everything, Point
 from tests.typed_redis import raw, xrange
 
@@ -122,3 +123,13 @@ def test_dlq_show_prints_the_payload_as_json_beside_the_dl_fields(
     table = cli.invoke(runtime, ["dlq", "show", "orders", "billing", entry_id.decode()])
     assert '"x": 7' in table.stdout
     assert "reason" in table.stdout
+
+
+async def test_tail_follows_new_entries(server: EmbeddedServer, redis: Redis) -> None:
+    env = {"GRISTMILL_REDIS_URL": server.url}
+    with python_module("gristmill", "tail", "s", "--last", "0", env=env) as proc:
+        for n in range(40):  # until the tail is reading: it prints what arrives after it started
+            await raw(redis, "XADD", "s", "*", "payload", b'{"n": %d}' % n)
+            await asyncio.sleep(0.25)
+        line = await proc.wait_for_line_async('"n": 39', within=60)
+        assert json.loads(line)["message"] == {"n": 39}
