@@ -41,6 +41,7 @@ SCENARIOS = (
     "delayed-memory",  # the delayed-store work
     "sweep",  # the delayed-store work
     "telemetry",  # the observability work: metrics and tracing overhead
+    "bridge",  # the pub/sub bridge work
 )
 DEFAULT_MESSAGES = 200_000
 SCENARIO_BASE_TIMEOUT_S = 300.0

@@ -18,6 +18,7 @@ from gristmill.keys import class_lane
 from gristmill.producer import Publisher
 from gristmill.runtime import Runtime
 from gristmill.schemas.build import SchemaBuilder
+from gristmill.schemas.decoding import decode
 from gristmill.schemas.protofiles import load_proto
 from gristmill.settings import Settings
 
@@ -39,5 +40,6 @@ __all__ = (
     "SchemaNotFound",
     "Settings",
     "class_lane",
+    "decode",
     "load_proto",
 )

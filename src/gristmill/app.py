@@ -24,6 +24,7 @@ from gristmill.failures.policy import RetryPolicy
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
+    from gristmill.bridges.spec import BridgeSpec
     from gristmill.context import Context
     from gristmill.schemas.descriptors import BuiltSchema
 
@@ -100,6 +101,7 @@ class App:
         self.processors: dict[str, ProcessorSpec] = {}
         self.tickers: dict[str, TickerSpec] = {}
         self.eager: dict[str, float] = {}  # stream -> seconds it may be released early when idle
+        self.bridges: dict[str, BridgeSpec] = {}  # name -> pub/sub bridge (bridges/pubsub.py)
 
     def processor(
         self,
@@ -215,6 +217,56 @@ class App:
 
         return register
 
+    def bridge(
+        self,
+        *,
+        stream: str,
+        channel: str | None = None,
+        pattern: str | None = None,
+        name: str | None = None,
+        redundant: bool = False,
+        dedup_field: str | None = None,
+        window: float = 10.0,
+        buffer: int = 100_000,
+        batch: int = 1000,
+        maxlen: int | None = None,
+    ) -> BridgeSpec:
+        """Write every message published to `channel` (or `pattern`) into `stream`.
+
+        `runtime serve` runs the bridge in every replica; by default the holder of its lease
+        subscribes and writes, the others take over when it dies (what is published during
+        the failover is lost: pub/sub keeps nothing). Entries carry the message as received
+        in `payload` (and `channel` for a pattern); read them with `input_format="json"`.
+
+        Args:
+            stream: The stream to write to.
+            channel: The channel to subscribe to; or `pattern` (PSUBSCRIBE), not both.
+            name: The bridge's name (its lease); defaults to the channel or pattern.
+            redundant: Every replica subscribes and writes through a deduplicating script:
+                a dead replica loses nothing while another lives (README: bridges).
+            dedup_field: Redundant mode: deduplicate by this top-level JSON field of the
+                message instead of a digest of its bytes.
+            window: Redundant mode: seconds a message is remembered (at least one window,
+                at most two); a copy arriving later is written again.
+            buffer: Messages held while the server is slower than the publishers; beyond
+                it they are dropped, logged once per incident and counted.
+            batch: Messages per write (one script call), at most 1,000.
+            maxlen: Trim the stream to about this many entries as it is written.
+
+        Raises:
+            ConfigError: If a value is out of range or the name repeats.
+        """
+        from gristmill.bridges.spec import bridge_spec
+
+        spec = bridge_spec(
+            channel=channel, pattern=pattern, stream=stream, name=name, redundant=redundant,
+            dedup_field=dedup_field, window=window, buffer=buffer, batch=batch, maxlen=maxlen,
+        )  # fmt: skip
+        if spec.name in self.bridges:
+            raise ConfigError(f"app {self.name!r} already has a bridge {spec.name!r}")
+        self.bridges[spec.name] = spec
+        return spec
+
     def release_early(self, stream: str, *, within: float) -> None:
         """Let delayed entries of `stream` out up to `within` seconds early when it is idle.
 
@@ -245,3 +297,7 @@ class App:
             self.tickers[ticker.name] = ticker
         self.schemas += [schema for schema in other.schemas if schema not in self.schemas]
         self.eager.update(other.eager)
+        for bridge in other.bridges.values():
+            if bridge.name in self.bridges:
+                raise ConfigError(f"app {self.name!r} already has a bridge {bridge.name!r}")
+            self.bridges[bridge.name] = bridge

@@ -92,6 +92,16 @@ def class_lane(stream: str, execution_class: str) -> str:
     return f"{slot_prefix(stream)}:class:{execution_class}"
 
 
+def bridge_seen(stream: str) -> str:
+    """Base name of a redundant bridge's dedup window into `stream`: hashes `<base>:<n>`."""
+    return f"{slot_prefix(stream)}:bridge:seen"
+
+
+def bridge_role(name: str) -> str:
+    """The lease role of the bridge called `name` (its key is `lease(bridge_role(name))`)."""
+    return f"bridge:{name}"
+
+
 # -- global keys (configured prefix) ------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from gristmill.bridges.pubsub import Bridge  # h7: bridges
 from gristmill.connect import redis_client, server_url
 from gristmill.envelope import seal
 from gristmill.errors import ScriptError
@@ -76,6 +77,11 @@ class Runtime:
             if not wanted or name in wanted
         ]
         self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
+        self.bridges = [  # h7: bridges
+            Bridge(spec, self.redis, settings, url)
+            for name, spec in app.bridges.items()
+            if not wanted or name in wanted
+        ]
         self.store = DelayedStore(
             self.redis, prefix=settings.key_prefix, layout=settings.delayed_layout,
             bucket_ms=settings.delayed_bucket_ms,
@@ -131,6 +137,8 @@ class Runtime:
                 async with anyio.create_task_group() as work:
                     for loop in self.loops:
                         work.start_soon(loop.run, name=f"processor:{loop.spec.name}")
+                    for bridge in self.bridges:  # h7: bridges
+                        work.start_soon(bridge.run, name=f"bridge:{bridge.spec.name}")
                     outer.start_soon(self._drain_on_stop, work.cancel_scope, name="drain")
                 outer.cancel_scope.cancel()  # every loop is done: end the timers with them
         finally:
@@ -167,6 +175,8 @@ class Runtime:
         await self._stop.wait()
         for loop in self.loops:
             loop.stop()
+        for bridge in self.bridges:  # h7: bridges
+            bridge.stop()
         await self._unblock_readers()
         await anyio.sleep(self.settings.grace)
         log.warning("grace period of %.1f s over; cancelling what still runs", self.settings.grace)

@@ -20,6 +20,7 @@ from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 from gristmill.cli.status import status
 from gristmill.cli.sweep import sweep
+from gristmill.cli.tail import tail
 from gristmill.stopping import catch_early_stop
 
 
@@ -42,6 +43,7 @@ schemas.add_command(history)
 runtime.add_command(acl)
 runtime.add_command(sweep)
 runtime.add_command(manifests)
+runtime.add_command(tail)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -16,6 +17,7 @@ from gristmill.cli.connection import with_redis
 from gristmill.cli.output import err, fail, out, print_json
 from gristmill.cli.serve import settings_or_fail
 from gristmill.failures import lanes
+from gristmill.schemas.decoding import decoded_payloads
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -196,25 +198,31 @@ def show(
     else:
         selection = _selection(reasons, start, end, count)
 
-    async def work(redis: Redis) -> list[lanes.DeadEntry] | str:
+    async def work(
+        redis: Redis,
+    ) -> tuple[list[lanes.DeadEntry], list[dict[str, Any]]] | str:
         missing = await _missing(redis, stream, group)
         if missing is not None:
             return missing
-        return [entry async for entry in lanes.read_entries(redis, stream, group, selection)]
+        found = [entry async for entry in lanes.read_entries(redis, stream, group, selection)]
+        return found, await decoded_payloads(redis, settings, found)  # h7: payload as JSON
 
-    entries = with_redis(settings, work)
-    if isinstance(entries, str):
-        _no_lane(entries)
+    result = with_redis(settings, work)
+    if isinstance(result, str):
+        _no_lane(result)
+    entries, decoded = result
     if entry_id is not None:
         if not entries:
             fail(
                 f"no entry {entry_id} in the dead lane of {group} reading {stream}",
                 "list the lane's ids with `runtime dlq show STREAM GROUP`",
             )
-        _show_one(entries[0], as_json)
+        _show_one(entries[0], as_json, decoded[0])
         return
     if as_json:
-        print_json([_summary(entry.entry_id, entry.record) for entry in entries])
+        print_json(
+            [{**_summary(e.entry_id, e.record), **d} for e, d in zip(entries, decoded, strict=True)]
+        )
         return
     if not entries:
         err.print("no matching entries")
@@ -233,10 +241,10 @@ def show(
     out.print(table)
 
 
-def _show_one(entry: lanes.DeadEntry, as_json: bool) -> None:
+def _show_one(entry: lanes.DeadEntry, as_json: bool, decoded: dict[str, Any]) -> None:
     record = entry.record
     if as_json:
-        print_json(_detail(entry.entry_id, record))
+        print_json({**_detail(entry.entry_id, record), **decoded})
         return
     table = Table("", "", show_header=False, box=None)
     for name, value in _summary(entry.entry_id, record).items():
@@ -246,6 +254,8 @@ def _show_one(entry: lanes.DeadEntry, as_json: bool) -> None:
     fields = record.fields
     for field_name, raw in zip(fields[::2], fields[1::2], strict=True):
         table.add_row(Text(f"field {_printable(field_name, 40)}"), Text(_printable(raw)))
+    for name, value in decoded.items():  # the payload through the registry, as JSON
+        table.add_row(name, Text(json.dumps(value, ensure_ascii=False, indent=2)))
     out.print(table)
     if record.traceback:
         out.print(Text(record.traceback))

@@ -11,6 +11,9 @@ Bad input (from the envelope and schema layers; no retry can fix these):
     decode_depth      the payload nests deeper than the protobuf runtime allows
     oversize          the entry or its decompressed payload is over `max_entry_bytes`
     bad_encoding      an unknown `encoding`, or a compressed payload that does not decompress
+    json_invalid      a JSON input's payload is not UTF-8 JSON, or not an object at the top
+    json_unknown_field  a JSON input has a key its type has no field for (when rejected)
+    json_type_mismatch  a JSON input's value has the wrong type or range for its field
 
 Handler outcomes:
     handler           the handler raised `DeadLetter` with a free-text reason (kept as detail);
@@ -33,6 +36,9 @@ DECODE_ERROR = "decode_error"
 DECODE_DEPTH = "decode_depth"
 OVERSIZE = "oversize"
 BAD_ENCODING = "bad_encoding"
+JSON_INVALID = "json_invalid"
+JSON_UNKNOWN_FIELD = "json_unknown_field"
+JSON_TYPE_MISMATCH = "json_type_mismatch"
 
 HANDLER = "handler"
 RETRIES_EXHAUSTED = "retries_exhausted"
@@ -41,7 +47,7 @@ CRASH_LOOP = "crash_loop"
 
 BAD_INPUT = frozenset(
     {MISSING_FIELD, UNKNOWN_SCHEMA, SCHEMA_INVALID, DECODE_ERROR, DECODE_DEPTH, OVERSIZE,
-     BAD_ENCODING}
+     BAD_ENCODING, JSON_INVALID, JSON_UNKNOWN_FIELD, JSON_TYPE_MISMATCH}
 )  # fmt: skip
 KNOWN = BAD_INPUT | {HANDLER, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
 

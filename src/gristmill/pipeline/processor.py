@@ -45,6 +45,7 @@ from gristmill.pipeline.handle import BatchRunner
 from gristmill.pipeline.publish import COMMIT, Commit
 from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
 from gristmill.pipeline.upkeep import keep_claimed
+from gristmill.schemas.jsonformat import json_fields, json_input_of, parse_json  # h7: JSON input
 from gristmill.telemetry import tracing
 from gristmill.telemetry.hooks import BatchHook, entry_ms
 from gristmill.timing.packing import pack_entry
@@ -123,6 +124,7 @@ class ProcessorLoop:
         self.settings = settings
         self.url = url
         self.cache = cache
+        self._json = json_input_of(spec)  # h7: JSON input (None: protobuf entries)
         self.consumer = consumer
         self.stats = ProcessorStats()
         # each input, then the processor's own lane of each input (retries, requeues, replays)
@@ -434,9 +436,15 @@ class ProcessorLoop:
         max_bytes = self.settings.max_entry_bytes
         cache = self.cache
         unknown: set[bytes] = set()
+        json_in = self._json  # h7: JSON input
+        if json_in is not None and json_in.schema_id is None:  # h7: JSON input
+            json_in.schema_id = await cache.id_for(json_in.message_class.DESCRIPTOR)  # h7
         for slot in slots:
             try:
-                slot.envelope = envelope = open_fields(slot.entry[2], max_bytes)
+                fields = slot.entry[2]
+                if json_in is not None and json_in.schema_id is not None:  # h7: JSON input
+                    fields = json_fields(fields, json_in.schema_id)  # h7: JSON input
+                slot.envelope = envelope = open_fields(fields, max_bytes)
             except DecodeError as exc:
                 slot.failure = exc
                 continue
@@ -444,6 +452,12 @@ class ProcessorLoop:
             slot.verdict = crash_loop(slot.entry[3], self._policy)
             if slot.verdict is not None:
                 continue  # it killed workers before: do not run it again
+            if json_in is not None:  # h7: JSON input
+                try:  # h7: JSON input
+                    slot.message = parse_json(envelope.payload, json_in)  # h7: JSON input
+                except DecodeError as exc:  # h7: JSON input
+                    slot.failure = exc  # h7: JSON input
+                continue  # h7: JSON input
             if cache.get(envelope.schema_id) is None:
                 unknown.add(envelope.schema_id)
                 continue

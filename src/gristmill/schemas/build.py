@@ -133,6 +133,9 @@ class MessageBuilder:
             name=name,
             number=number,
             label=_FDP.LABEL_REPEATED if repeated else _FDP.LABEL_OPTIONAL,
+            json_name=json_name(
+                name
+            ),  # as protoc writes it: JSON encoders in other languages need it
         )
         self._schema._set_type(draft, kind, f"{self.full_name}.{name}")  # may refuse: no trace
         self.proto.field.append(draft)
@@ -242,3 +245,19 @@ class SchemaBuilder:
             del builder.proto.oneof_decl[len(builder.proto.oneof_decl) - len(builder._optional) :]
         file_set = descriptor_pb2.FileDescriptorSet(file=[file])
         return BuiltSchema(new_pool(file_set), file_set)
+
+
+def json_name(name: str) -> str:
+    """protoc's default `json_name`: underscores dropped, the letter after each one upper-cased
+    (`unit_price_cents` -> `unitPriceCents`, `a__b` -> `aB`, `_x` -> `X`)."""
+    out: list[str] = []
+    upper = False
+    for char in name:
+        if char == "_":
+            upper = True
+        elif upper:
+            out.append(char.upper())
+            upper = False
+        else:
+            out.append(char)
+    return "".join(out)

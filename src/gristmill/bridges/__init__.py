@@ -1,0 +1,1 @@
+"""Bridges from other Redis primitives into streams (pub/sub today)."""
