@@ -213,12 +213,14 @@ class ProcessorLoop:
         in_flight: _SentCommit | None = None
         while True:
             if not self._stopping and time.monotonic() >= self._next_reclaim:
+                # settle first: our own unacked entries look idle to the reclaim, and running
+                # them again before a refused commit is noticed would repeat its outputs
+                if in_flight is not None:
+                    await self._settle(commits, in_flight)
+                    in_flight = None
                 fresh, suspects = await self._reclaim(reads)
                 entries += fresh
                 if suspects:
-                    if in_flight is not None:
-                        await self._settle(commits, in_flight)
-                        in_flight = None
                     await self._process_suspects(reads, commits, suspects)
             next_read = None if self._stopping else self._start_read(reads)
             if entries:
@@ -226,6 +228,9 @@ class ProcessorLoop:
                 if in_flight is not None:
                     await self._settle(commits, in_flight)
                 in_flight = sent
+            elif in_flight is not None:  # nothing new came: check the last commit now
+                await self._settle(commits, in_flight)
+                in_flight = None
             if next_read is None:
                 break
             try:
@@ -247,12 +252,13 @@ class ProcessorLoop:
                 await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)  # the server restarted
                 reply = await commits.call_packed(sent.payload)
         if is_error(reply):
-            # a script stops at the first refused command and keeps what it wrote before it
-            # (no rollback): retrying would write those outputs again, so stop instead
+            # the script checks ACL, key types and memory before its first write, so a
+            # refusal wrote nothing; a retry would only be refused again, so stop instead
             raise CommitRefused(
-                f"{self.spec.name}: the server refused a commit ({reply}); outputs before the "
-                "refused command may be written. Check the ACL of this user (XADD, XACK, "
-                "EVALSHA, RPUSH, ZADD) and the server's maxmemory"
+                f"{self.spec.name}: the server refused a commit ({reply}); it wrote nothing, "
+                "and this process stops so that it does not retry it forever. Check the ACL "
+                "of this user (XADD, XACK, EVALSHA, RPUSH, ZADD), the keys' types and the "
+                "server's maxmemory; another replica may take the entries over meanwhile"
             )
         skipped = reply[1:]
         if skipped:
