@@ -72,3 +72,13 @@ class Context:
         if delay < 0:
             raise ValueError(f"requeue delay {delay}: give 0 or more seconds")
         self._requeue_delay = delay
+
+    def drain(self) -> tuple[list[tuple[str, Message]], float | None]:
+        """What the handler asked for besides its return value, for the runtime to commit.
+
+        Returns the `(stream, message)` pairs given to `publish`, in order, and the delay given
+        to `requeue` (None if not called); the context holds neither afterwards.
+        """
+        published, self._outputs = self._outputs, []
+        delay, self._requeue_delay = self._requeue_delay, None
+        return published, delay

@@ -11,7 +11,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from gristmill.pipeline.resp import ReplyError, RespConnection, pack_command
+from gristmill.errors import ReplyError
+from gristmill.pipeline.resp import RespConnection, pack_command
 
 # (index of the input stream, entry id, [f1, v1, f2, v2, ...], delivery count)
 Entry = tuple[int, bytes, list[bytes], int]

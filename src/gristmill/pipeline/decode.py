@@ -1,7 +1,9 @@
 """Stage 2 of 5 (consume -> decode -> handle -> encode -> publish): entry fields -> message.
 
-Schema classes come from the per-process cache; ids it has not seen are resolved (one fetch
-per id, however many entries carry it) before the batch is decoded.
+`decode_batch` owns the whole stage: it opens each entry's envelope, applies the crash-loop
+cap (an entry that killed its workers is not run again), and parses the payload. Schema
+classes come from the per-process cache; ids it has not seen are resolved (one fetch per id,
+however many entries carry it) before those entries are decoded.
 """
 
 from __future__ import annotations
@@ -10,13 +12,61 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
+from gristmill.envelope import open_fields
 from gristmill.errors import DecodeError, SchemaError
+from gristmill.failures.policy import crash_loop
+from gristmill.pipeline.batch import Slot
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from gristmill.envelope import Envelope
+    from gristmill.failures.policy import RetryPolicy
+    from gristmill.pipeline.consume import Entry
     from gristmill.schemas.cache import SchemaCache
+
+
+async def decode_batch(
+    entries: list[Entry], cache: SchemaCache, policy: RetryPolicy, max_bytes: int
+) -> list[Slot]:
+    """One slot per entry: its message, or why it will not run (`failure` or `verdict`)."""
+    slots = [Slot(entry) for entry in entries]
+    unknown: set[bytes] = set()
+    for slot in slots:
+        try:
+            slot.envelope = envelope = open_fields(slot.entry[2], max_bytes)
+        except DecodeError as exc:
+            slot.failure = exc
+            continue
+        # opened first all the same: its record keeps the origin and history it carries
+        slot.verdict = crash_loop(slot.entry[3], policy)
+        if slot.verdict is not None:
+            continue  # it killed workers before: do not run it again
+        if cache.get(envelope.schema_id) is None:
+            unknown.add(envelope.schema_id)
+            continue
+        try:
+            slot.message = decode(envelope, cache)
+        except DecodeError as exc:
+            slot.failure = exc
+    if unknown:
+        await _decode_late(slots, cache, unknown)
+    return slots
+
+
+async def _decode_late(slots: list[Slot], cache: SchemaCache, unknown: set[bytes]) -> None:
+    failed = await resolve_unknown(cache, unknown)  # one fetch per new schema id
+    for slot in slots:
+        late = slot.envelope
+        if late is None or slot.verdict is not None or late.schema_id not in unknown:
+            continue
+        problem = failed.get(late.schema_id)
+        try:
+            if problem is not None:
+                raise DecodeError(problem.reason, str(problem))
+            slot.message = decode(late, cache)
+        except DecodeError as exc:
+            slot.failure = exc
 
 
 async def resolve_unknown(cache: SchemaCache, schema_ids: set[bytes]) -> dict[bytes, SchemaError]:

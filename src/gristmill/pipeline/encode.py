@@ -1,4 +1,9 @@
-"""Stage 4 of 5: the messages a handler returned or published -> entry fields per stream."""
+"""Stage 4 of 5: the messages a handler returned or published -> entry fields per stream.
+
+`encode_slot` owns the stage: the fast path for one returned message of a known type, the
+general path for lists and `ctx.publish`, and the registration of a type this process has not
+registered yet (then it encodes again).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from gristmill.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from gristmill.context import Context
+    from gristmill.pipeline.batch import Slot
     from gristmill.schemas.cache import SchemaCache
 
 Outputs = list[tuple[bytes, list[bytes]]]  # (stream, fields) in publish order
@@ -50,11 +55,34 @@ def encode_one(cache: SchemaCache, message: Message, compress_above: int) -> lis
     return [SCHEMA_ID, schema_id, PAYLOAD, payload]
 
 
+async def encode_slot(
+    slot: Slot, cache: SchemaCache, outputs: tuple[bytes, ...], processor: str, compress_above: int
+) -> Outputs:
+    """The (stream, fields) a handled entry writes: its returned and its published messages.
+
+    Raises:
+        ConfigError: If the handler returned something else than messages.
+    """
+    result = slot.result
+    if isinstance(result, Message) and not slot.published:
+        fields = encode_one(cache, result, compress_above)
+        if fields is not None:  # one message, a known type: most handlers, every time
+            return [(stream, fields) for stream in outputs]
+    messages = returned_messages(result, processor)
+    try:
+        return encode(cache, messages, outputs, slot.published, compress_above)
+    except LookupError:  # a message type this process has not registered yet
+        for message in [*messages, *(m for _, m in slot.published)]:
+            if cache.cached_id(message.DESCRIPTOR) is None:
+                await cache.id_for(message.DESCRIPTOR)
+        return encode(cache, messages, outputs, slot.published, compress_above)
+
+
 def encode(
     cache: SchemaCache,
     returned: Sequence[Message],
     outputs: tuple[bytes, ...],
-    context: Context | None,
+    published: Sequence[tuple[str, Message]],
     compress_above: int,
 ) -> Outputs:
     """Fields for every returned message on every output, then every `ctx.publish`.
@@ -66,9 +94,8 @@ def encode(
     for message in returned:
         fields = _fields(cache, message, compress_above)
         encoded += [(stream, fields) for stream in outputs]
-    if context is not None:
-        for stream, message in context._outputs:
-            encoded.append((stream.encode(), _fields(cache, message, compress_above)))
+    for stream, message in published:
+        encoded.append((stream.encode(), _fields(cache, message, compress_above)))
     return encoded
 
 

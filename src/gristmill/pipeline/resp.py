@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
-from gristmill.errors import ServerError
+from gristmill.errors import ReplyError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,14 +30,6 @@ Arg = bytes | str | int | float
 def pack_command(args: tuple[Arg, ...]) -> bytes:
     """One command in RESP, packed by hiredis (in C)."""
     return cast("bytes", hiredis.pack_command(args))  # type: ignore[arg-type]  # stub too narrow
-
-
-class ReplyError(ServerError):
-    """Raised when the server answers a command with an error reply (`-ERR ...`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.code = message.split(" ", 1)[0]  # NOGROUP, NOSCRIPT, BUSYGROUP, ...
 
 
 class _Protocol(asyncio.Protocol):
