@@ -12,11 +12,12 @@ every stream in `output`; `ctx.publish(stream, message)` sends to one stream of 
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Never, TypeAlias
 
 from gristmill.errors import ConfigError
 from gristmill.failures.policy import RetryPolicy
@@ -32,6 +33,32 @@ Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
 TickHandler: TypeAlias = Callable[[], Awaitable[HandlerResult]]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _refuse_keywords(given: Mapping[str, object], declaration: Callable[..., object]) -> None:
+    valid = [
+        name
+        for name, parameter in inspect.signature(declaration).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    problems = []
+    for name in sorted(given):
+        close = difflib.get_close_matches(name, valid, n=1)
+        problems.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(
+        f"{declaration.__name__}() got unknown keywords {', '.join(problems)}; "
+        f"valid keywords: {', '.join(valid)}"
+    )
+
+
+def _returns_messages(handler: Handler) -> bool:
+    """True if the handler's return annotation names a message type (not None, not Any)."""
+    annotation = inspect.signature(handler).return_annotation
+    if isinstance(annotation, str):
+        return "Message" in annotation
+    from google.protobuf.message import Message
+
+    return isinstance(annotation, type) and issubclass(annotation, Message)
 
 
 def _streams(value: str | Sequence[str] | None, what: str, name: str) -> tuple[str, ...]:
@@ -63,7 +90,6 @@ class ProcessorSpec:
     min_age: float | None = None  # seconds of history each output stream keeps at least
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None  # seconds one handler run may take; None: no limit
-    options: dict[str, Any] = field(default_factory=dict)  # for later stages
 
     @property
     def publishable(self) -> frozenset[str]:
@@ -117,7 +143,7 @@ class App:
         min_age: float | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-        **options: Any,
+        **unknown: Never,
     ) -> Callable[[Handler], Handler]:
         """Declare `async def handler(message, ctx)` as a processor of `input`.
 
@@ -140,11 +166,13 @@ class App:
                 default retries 5 times over about 15 s (see RetryPolicy).
             timeout: Seconds one run of the handler may take; a run past it is cancelled and
                 fails with TimeoutError (retried by `retry`). None: no limit.
-            **options: Further per-processor options of later stages (e.g. `retry=`).
 
         Raises:
-            ConfigError: If a name repeats, a stream name is empty, or the handler is not async.
+            ConfigError: If a name repeats, a stream name is empty, the handler is not async,
+                or a keyword is not one of the above (a typo fails at import, not silently).
         """
+        if unknown:
+            _refuse_keywords(unknown, self.processor)
 
         def register(handler: Handler) -> Handler:
             proc_name = str(name or getattr(handler, "__name__", ""))
@@ -164,6 +192,11 @@ class App:
                 raise ConfigError(f"processor {proc_name!r}: needs at least one input stream")
             outputs = _streams(output, "output", proc_name)
             sides = _streams(side_outputs, "side output", proc_name)
+            if not outputs and _returns_messages(handler):
+                raise ConfigError(
+                    f"processor {proc_name!r}: its handler returns messages but no output= is "
+                    "declared, so they would go nowhere: declare output=, or return None"
+                )
             written = set(outputs) | set(sides)
             if set(inputs) & written:
                 raise ConfigError(
@@ -186,7 +219,6 @@ class App:
                 min_age=min_age,
                 retry=retry or RetryPolicy(),
                 timeout=timeout,
-                options=dict(options),
             )
             return handler
 

@@ -16,6 +16,10 @@ Handler outcomes:
     handler           the handler raised `DeadLetter` with a free-text reason (kept as detail);
                       a `DeadLetter(reason=...)` whose reason is itself a snake_case token keeps
                       that token instead, so services can add their own reasons
+    handler_error     a programming error, not a passing fault: the handler returned something
+                      that is not a message, returned a message from a processor without
+                      `output=`, or published to a stream it did not declare (`ConfigError`);
+                      dead-lettered at once, since running it again fails the same way
     retries_exhausted the entry failed on its last allowed attempt
     not_retryable     the exception is in the policy's `dead_on`, or not in its `retry_on`
     crash_loop        the entry's delivery count passed `max_deliveries`: it keeps killing
@@ -35,6 +39,7 @@ OVERSIZE = "oversize"
 BAD_ENCODING = "bad_encoding"
 
 HANDLER = "handler"
+HANDLER_ERROR = "handler_error"
 RETRIES_EXHAUSTED = "retries_exhausted"
 NOT_RETRYABLE = "not_retryable"
 CRASH_LOOP = "crash_loop"
@@ -43,7 +48,7 @@ BAD_INPUT = frozenset(
     {MISSING_FIELD, UNKNOWN_SCHEMA, SCHEMA_INVALID, DECODE_ERROR, DECODE_DEPTH, OVERSIZE,
      BAD_ENCODING}
 )  # fmt: skip
-KNOWN = BAD_INPUT | {HANDLER, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
+KNOWN = BAD_INPUT | {HANDLER, HANDLER_ERROR, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 

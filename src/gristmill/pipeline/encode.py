@@ -61,14 +61,20 @@ async def encode_slot(
     """The (stream, fields) a handled entry writes: its returned and its published messages.
 
     Raises:
-        ConfigError: If the handler returned something else than messages.
+        ConfigError: If the handler returned something else than messages, or returned
+            messages from a processor without outputs (they would be dropped silently).
     """
     result = slot.result
-    if isinstance(result, Message) and not slot.published:
+    if isinstance(result, Message) and outputs and not slot.published:
         fields = encode_one(cache, result, compress_above)
         if fields is not None:  # one message, a known type: most handlers, every time
             return [(stream, fields) for stream in outputs]
     messages = returned_messages(result, processor)
+    if messages and not outputs:
+        raise ConfigError(
+            f"processor {processor!r} returned {type(messages[0]).__name__} but declares no "
+            "output=: declare output= (or return None and use ctx.publish to a side output)"
+        )
     try:
         return encode(cache, messages, outputs, slot.published, compress_above)
     except LookupError:  # a message type this process has not registered yet

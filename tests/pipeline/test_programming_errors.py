@@ -1,0 +1,96 @@
+"""Programming errors are loud: refused at import when visible there, else dead-lettered at once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from gristmill import App
+from gristmill.errors import ConfigError
+from gristmill.producer import Publisher
+from gristmill.settings import Settings
+from gristmill.testing import run_until_idle
+from tests.pipeline.messages import Invoice, Order
+from tests.typed_redis import xrange
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+    from redis.asyncio import Redis
+
+    from gristmill.context import Context
+    from gristmill.embedded import EmbeddedServer
+
+FAST = Settings(block_ms=50, claim_idle=1.0, grace=5.0)
+
+
+def test_a_typo_in_a_keyword_fails_at_import_with_the_valid_ones() -> None:
+    app = App("typos")
+    with pytest.raises(ConfigError) as raised:
+        app.processor(input="x", from_begining=True, max_len=10)  # type: ignore[arg-type]
+    text = str(raised.value)
+    assert "'from_begining' (did you mean 'from_beginning'?)" in text
+    assert "'max_len' (did you mean 'maxlen'?)" in text
+    assert "valid keywords: input, output, side_outputs" in text
+
+
+def test_a_handler_annotated_to_return_a_message_needs_an_output() -> None:
+    app = App("nowhere")
+    with pytest.raises(ConfigError, match="no output= is declared"):
+
+        @app.processor(input="orders")
+        async def lost(order: Any, ctx: Context) -> Message:
+            return order  # type: ignore[no-any-return]
+
+
+async def dead_letters(redis: Redis, app: App, group: str) -> list[dict[bytes, bytes]]:
+    await Publisher(redis).publish("orders", Order(id="o", sku="tea", quantity=1))
+    await run_until_idle(app, url=redis_url(redis), redis=redis, settings=FAST)
+    return [fields for _, fields in await xrange(redis, f"{{orders}}:dead:{group}")]
+
+
+def redis_url(redis: Redis) -> str:
+    kwargs = redis.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/0"
+
+
+async def test_a_message_returned_without_an_output_is_dead_lettered_not_dropped(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    app = App("silent")
+
+    @app.processor(input="orders", from_beginning=True)
+    async def forgets(order: Any, ctx: Context) -> Any:
+        return Invoice(order_id=order.id, total_cents=1)
+
+    dead = await dead_letters(redis, app, "silent.forgets")
+    assert [(d[b"dl:reason"], d[b"dl:attempts"]) for d in dead] == [(b"handler_error", b"1")]
+    assert b"declares no output=" in dead[0][b"dl:message"]
+
+
+async def test_a_dict_returned_is_dead_lettered_at_once_as_a_handler_error(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    app = App("dicts")
+
+    @app.processor(input="orders", output="invoices", from_beginning=True)
+    async def returns_dict(order: Any, ctx: Context) -> Any:
+        return {"order_id": order.id}
+
+    dead = await dead_letters(redis, app, "dicts.returns_dict")
+    assert [(d[b"dl:reason"], d[b"dl:attempts"]) for d in dead] == [(b"handler_error", b"1")]
+    assert dead[0][b"dl:exception"] == b"ConfigError"
+    assert b"returned dict" in dead[0][b"dl:message"]
+
+
+async def test_publishing_to_an_undeclared_stream_is_dead_lettered_at_once(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    app = App("undeclared")
+
+    @app.processor(input="orders", output="invoices", from_beginning=True)
+    async def sneaky(order: Any, ctx: Context) -> None:
+        ctx.publish("elsewhere", order)
+
+    dead = await dead_letters(redis, app, "undeclared.sneaky")
+    assert [(d[b"dl:reason"], d[b"dl:attempts"]) for d in dead] == [(b"handler_error", b"1")]
