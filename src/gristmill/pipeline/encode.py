@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
-from gristmill.envelope import PAYLOAD, SCHEMA_ID, seal
+from gristmill.envelope import PAYLOAD, SCHEMA_ID, carried_fields, seal
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,10 +65,23 @@ async def encode_slot(
             messages from a processor without outputs (they would be dropped silently).
     """
     result = slot.result
+    carried = carried_fields(slot.envelope) if slot.envelope is not None else None
     if isinstance(result, Message) and outputs and not slot.published:
         fields = encode_one(cache, result, compress_above)
         if fields is not None:  # one message, a known type: most handlers, every time
+            if carried:
+                fields = [*fields, *carried]
             return [(stream, fields) for stream in outputs]
+    encoded = await _encode_general(slot, cache, outputs, processor, compress_above)
+    if carried:
+        encoded = [(stream, [*fields, *carried]) for stream, fields in encoded]
+    return encoded
+
+
+async def _encode_general(
+    slot: Slot, cache: SchemaCache, outputs: tuple[bytes, ...], processor: str, compress_above: int
+) -> Outputs:
+    result = slot.result
     messages = returned_messages(result, processor)
     if messages and not outputs:
         raise ConfigError(

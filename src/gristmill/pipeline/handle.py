@@ -72,7 +72,8 @@ class Handling:
         assert slot.message is not None
         context = Context(
             self.spec.name, self._allowed, self.origins[index], entry_id.decode(),
-            envelope.attempt + deliveries - 1, envelope.headers,
+            envelope.attempt + deliveries - 1, envelope.headers, key=envelope.key,
+            trace=envelope.trace, requeues=envelope.requeues,
         )  # fmt: skip
         slot.context = context
         try:

@@ -31,7 +31,7 @@ import anyio
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
-from gristmill.envelope import with_attempt
+from gristmill.envelope import ATTEMPT, REQUEUES, with_fields
 from gristmill.errors import CommitRefused, ReplyError
 from gristmill.failures.route import FailureRouter
 from gristmill.pipeline.batch import ProcessorStats
@@ -242,7 +242,7 @@ class ProcessorLoop:
         now_ms = self.clock.now_ms()
         compress_above = self.settings.compress_above
         for slot in slots:
-            index, entry_id, fields, _ = slot.entry
+            index, entry_id, _, _ = slot.entry
             if slot.failure is None and slot.verdict is None:
                 try:
                     outputs = await encode_slot(
@@ -254,9 +254,7 @@ class ProcessorLoop:
                     again = None
                     if slot.requeue_delay is not None:
                         due_ms = now_ms + round(slot.requeue_delay * 1000)
-                        again = [
-                            (self._own_stores[index], due_ms, pack_entry(with_attempt(fields, 1)))
-                        ]
+                        again = [(self._own_stores[index], due_ms, _requeued(slot))]
                         self.stats.requeued += 1
                     commit.entry(streams[index], entry_id, outputs, again)
                     published += len(outputs)
@@ -265,6 +263,13 @@ class ProcessorLoop:
         self.stats.handled += len(commit)
         self.stats.published += published
         return commit
+
+
+def _requeued(slot: Slot) -> bytes:
+    """The entry as a requeue parks it: attempt back to 1, one more requeue counted."""
+    requeues = slot.envelope.requeues + 1 if slot.envelope is not None else 1
+    updates = {ATTEMPT: None, REQUEUES: str(requeues).encode()}
+    return pack_entry(with_fields(slot.entry[2], updates))
 
 
 def _ok(reply: Any) -> Any:
