@@ -32,6 +32,8 @@ class Publisher:
         settings: Settings | None = None,
     ) -> None:
         self.redis = redis
+        if settings is not None:
+            prefix = settings.key_prefix  # the registry and the store under the same prefix
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
         self.store = (

@@ -66,3 +66,13 @@ async def test_key_and_trace_context_reach_the_context_and_the_outputs(
     assert out[b"traceparent"] == parent.encode()
     assert out[b"tracestate"] == b"gm=1"
     assert b"h:source" not in out  # user headers describe the input; they are not carried
+
+
+async def test_a_publisher_built_from_settings_registers_under_their_prefix(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    publisher = Publisher(redis, settings=Settings(key_prefix="acme:"))
+    await publisher.publish("orders", Order(id="o", sku="x"))
+    assert publisher.registry.prefix == publisher.store.prefix == "acme:"
+    assert await redis.keys("gm:*") == []
+    assert await redis.keys("acme:*")
