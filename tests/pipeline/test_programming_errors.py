@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -94,3 +95,26 @@ async def test_publishing_to_an_undeclared_stream_is_dead_lettered_at_once(
 
     dead = await dead_letters(redis, app, "undeclared.sneaky")
     assert [(d[b"dl:reason"], d[b"dl:attempts"]) for d in dead] == [(b"handler_error", b"1")]
+
+
+async def test_a_new_group_says_how_many_entries_it_skipped(
+    server: EmbeddedServer, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App("late")
+
+    @app.processor(input="orders")
+    async def joins_late(order: Any, ctx: Context) -> None:
+        return None
+
+    publisher = Publisher(redis)
+    for number in range(3):
+        await publisher.publish("orders", Order(id=f"o-{number}", sku="tea", quantity=1))
+    with caplog.at_level(logging.WARNING, logger="gristmill.pipeline.consume"):
+        await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
+        await run_until_idle(app, url=server.url, redis=redis, settings=FAST)  # group exists now
+    skipped = [r.getMessage() for r in caplog.records if "skips the" in r.getMessage()]
+    expected = (
+        "new consumer group late.joins_late starts at the end of orders: it skips the 3 "
+        "entries already there; declare the processor with from_beginning=True to read them"
+    )
+    assert skipped == [expected]
