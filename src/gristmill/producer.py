@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from gristmill.envelope import seal
 from gristmill.keys import DEFAULT_PREFIX
+from gristmill.pipeline.upkeep import Retention, trim
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.timing.delayed import DelayedStore
 
@@ -73,6 +74,8 @@ class Publisher:
         *,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        maxlen: int | None = None,
+        min_age: float | None = None,
     ) -> str:
         """XADD `message` to `stream`; returns the entry id.
 
@@ -81,10 +84,16 @@ class Publisher:
             message: Any protobuf message; its schema is registered on first use.
             key: An optional ordering / partition key carried in the entry.
             headers: Optional user headers (strings), readable as `ctx.headers`.
+            maxlen: Then trim `stream` to about this many entries, with the guard processor
+                outputs have: never an entry one of its groups has not delivered and acked.
+            min_age: Then trim entries older than this many seconds, with the same guard.
+                Each trim is one more script call: for a busy stream, trim every N publishes.
         """
         fields = await self.fields(message, key=key, headers=headers)
         send = self.redis.execute_command
         entry_id = await send("XADD", stream, "*", *fields)  # type: ignore[no-untyped-call]
+        if maxlen or min_age:
+            await trim(self.redis, stream, Retention(maxlen or 0, min_age or 0.0))
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def schedule(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from gristmill import keys
 from gristmill.connect import redis_client, server_url
 from gristmill.envelope import seal
 from gristmill.errors import ScriptError
@@ -164,6 +165,11 @@ class Runtime:
             for stream in spec.outputs
             if spec.maxlen or spec.min_age
         }
+        dead = Retention(self.settings.dead_letter_maxlen, self.settings.dead_letter_min_age)
+        if dead.active:  # every dead-letter lane of this runtime's processors
+            for loop in self.loops:
+                for stream in loop.spec.inputs:
+                    retention.setdefault(keys.dead_lane(stream, loop.spec.group), dead)
         while not self._stop.is_set():
             with anyio.move_on_after(UPKEEP_INTERVAL_S):
                 await self._stop.wait()

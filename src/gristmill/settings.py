@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     delayed_layout: Literal["buckets", "zset"] = "buckets"  # docs/delayed.md: memory vs precision
     delayed_bucket_ms: PositiveInt = 1000  # bucket width: entries are released up to this late
     lease_ttl_ms: PositiveInt = 2000  # leader lease; failover takes at most ttl + renew interval
+    # retention of each dead-letter lane, trimmed by the upkeep like outputs (0: no limit):
+    # about this many newest records are kept, and none younger than dead_letter_min_age s
+    dead_letter_maxlen: int = Field(default=1_000_000, ge=0)
+    dead_letter_min_age: float = Field(default=0.0, ge=0)
 
     @field_validator("redis_url")
     @classmethod
