@@ -51,6 +51,24 @@ def _refuse_keywords(given: Mapping[str, object], declaration: Callable[..., obj
     )
 
 
+def _input_type(given: type[Message] | None, handler: Handler) -> str | None:
+    """The full name of the message type a handler takes: `given`, else its annotation."""
+    from google.protobuf.message import Message
+
+    if given is not None:
+        return str(given.DESCRIPTOR.full_name)
+    parameters = list(inspect.signature(handler).parameters.values())
+    first: object = parameters[0].annotation if parameters else None
+    if isinstance(first, str):  # `from __future__ import annotations`: a name or a dotted one
+        head, *rest = first.split(".")
+        first = getattr(handler, "__globals__", {}).get(head)
+        for part in rest:
+            first = getattr(first, part, None)
+    if isinstance(first, type) and issubclass(first, Message) and first is not Message:
+        return str(first.DESCRIPTOR.full_name)
+    return None
+
+
 def _returns_messages(handler: Handler) -> bool:
     """True if the handler's return annotation names a message type (not None, not Any)."""
     annotation = inspect.signature(handler).return_annotation
@@ -90,6 +108,7 @@ class ProcessorSpec:
     min_age: float | None = None  # seconds of history each output stream keeps at least
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None  # seconds one handler run may take; None: no limit
+    input_type: str | None = None  # full protobuf name entries must have; None: any type
 
     @property
     def publishable(self) -> frozenset[str]:
@@ -143,6 +162,7 @@ class App:
         min_age: float | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        input_type: type[Message] | None = None,
         **unknown: Never,
     ) -> Callable[[Handler], Handler]:
         """Declare `async def handler(message, ctx)` as a processor of `input`.
@@ -166,6 +186,9 @@ class App:
                 default retries 5 times over about 15 s (see RetryPolicy).
             timeout: Seconds one run of the handler may take; a run past it is cancelled and
                 fails with TimeoutError (retried by `retry`). None: no limit.
+            input_type: The message class entries must be; others are dead-lettered as
+                `wrong_type`. Defaults to the handler's first parameter annotation when that
+                is a message class (not `Message` itself, not `Any`).
 
         Raises:
             ConfigError: If a name repeats, a stream name is empty, the handler is not async,
@@ -219,6 +242,7 @@ class App:
                 min_age=min_age,
                 retry=retry or RetryPolicy(),
                 timeout=timeout,
+                input_type=_input_type(input_type, handler),
             )
             return handler
 

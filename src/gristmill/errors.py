@@ -78,7 +78,7 @@ class DecodeError(GristmillError, ValueError):
     """Raised when an entry's fields or payload do not parse.
 
     `reason` is one of: `missing_field`, `unknown_schema`, `schema_invalid`, `decode_error`,
-    `decode_depth`, `oversize`, `bad_encoding`.
+    `decode_depth`, `oversize`, `bad_encoding`, `wrong_type`.
     """
 
     def __init__(self, reason: str, detail: str) -> None:

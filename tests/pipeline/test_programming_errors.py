@@ -118,3 +118,31 @@ async def test_a_new_group_says_how_many_entries_it_skipped(
         "entries already there; declare the processor with from_beginning=True to read them"
     )
     assert skipped == [expected]
+
+
+@pytest.mark.parametrize("declared", ["annotation", "input_type"])
+async def test_an_entry_of_another_type_is_dead_lettered_as_wrong_type(
+    server: EmbeddedServer, redis: Redis, declared: str
+) -> None:
+    app = App(f"typed-{declared}")
+    seen: list[str] = []
+
+    if declared == "annotation":
+
+        @app.processor(input="orders", from_beginning=True)
+        async def take(order: Order, ctx: Context) -> None:
+            seen.append(order.id)
+
+    else:
+
+        @app.processor(input="orders", from_beginning=True, input_type=Order)
+        async def take(order: Any, ctx: Context) -> None:
+            seen.append(order.id)
+
+    publisher = Publisher(redis)
+    await publisher.publish("orders", Order(id="right", sku="tea", quantity=1))
+    await publisher.publish("orders", Invoice(order_id="wrong", total_cents=1))
+    await run_until_idle(app, url=server.url, redis=redis, settings=FAST)
+    assert seen == ["right"]
+    dead = await xrange(redis, f"{{orders}}:dead:typed-{declared}.take")
+    assert [d[b"dl:reason"] for _, d in dead] == [b"wrong_type"]

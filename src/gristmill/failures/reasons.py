@@ -11,6 +11,7 @@ Bad input (from the envelope and schema layers; no retry can fix these):
     decode_depth      the payload nests deeper than the protobuf runtime allows
     oversize          the entry or its decompressed payload is over `max_entry_bytes`
     bad_encoding      an unknown `encoding`, or a compressed payload that does not decompress
+    wrong_type        the entry's message type is not the processor's declared input type
 
 Handler outcomes:
     handler           the handler raised `DeadLetter` with a free-text reason (kept as detail);
@@ -37,6 +38,7 @@ DECODE_ERROR = "decode_error"
 DECODE_DEPTH = "decode_depth"
 OVERSIZE = "oversize"
 BAD_ENCODING = "bad_encoding"
+WRONG_TYPE = "wrong_type"
 
 HANDLER = "handler"
 HANDLER_ERROR = "handler_error"
@@ -46,7 +48,7 @@ CRASH_LOOP = "crash_loop"
 
 BAD_INPUT = frozenset(
     {MISSING_FIELD, UNKNOWN_SCHEMA, SCHEMA_INVALID, DECODE_ERROR, DECODE_DEPTH, OVERSIZE,
-     BAD_ENCODING}
+     BAD_ENCODING, WRONG_TYPE}
 )  # fmt: skip
 KNOWN = BAD_INPUT | {HANDLER, HANDLER_ERROR, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
 

@@ -27,9 +27,16 @@ if TYPE_CHECKING:
 
 
 async def decode_batch(
-    entries: list[Entry], cache: SchemaCache, policy: RetryPolicy, max_bytes: int
+    entries: list[Entry],
+    cache: SchemaCache,
+    policy: RetryPolicy,
+    max_bytes: int,
+    input_type: str | None = None,
 ) -> list[Slot]:
-    """One slot per entry: its message, or why it will not run (`failure` or `verdict`)."""
+    """One slot per entry: its message, or why it will not run (`failure` or `verdict`).
+
+    With `input_type` (a full protobuf name), a message of another type fails as `wrong_type`.
+    """
     slots = [Slot(entry) for entry in entries]
     unknown: set[bytes] = set()
     for slot in slots:
@@ -51,6 +58,14 @@ async def decode_batch(
             slot.failure = exc
     if unknown:
         await _decode_late(slots, cache, unknown)
+    if input_type is not None:
+        for slot in slots:
+            message = slot.message
+            if message is not None and message.DESCRIPTOR.full_name != input_type:
+                slot.message = None
+                slot.failure = DecodeError(
+                    "wrong_type", f"a {message.DESCRIPTOR.full_name}, not a {input_type}"
+                )
     return slots
 
 

@@ -225,7 +225,9 @@ class ProcessorLoop:
     async def _process(self, commits: RespConnection, entries: list[Entry]) -> _SentCommit | None:
         """Decode, handle and encode `entries`; send their commit (its reply is not awaited)."""
         settings = self.settings
-        slots = await decode_batch(entries, self.cache, self.spec.retry, settings.max_entry_bytes)
+        slots = await decode_batch(
+            entries, self.cache, self.spec.retry, settings.max_entry_bytes, self.spec.input_type
+        )
         await self._handling.run(slots)
         commit = await self._build_commit(slots)
         self.stats.batches += 1
