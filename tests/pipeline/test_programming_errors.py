@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 from gristmill import App
@@ -146,3 +147,28 @@ async def test_an_entry_of_another_type_is_dead_lettered_as_wrong_type(
     assert seen == ["right"]
     dead = await xrange(redis, f"{{orders}}:dead:typed-{declared}.take")
     assert [d[b"dl:reason"] for _, d in dead] == [b"wrong_type"]
+
+
+async def test_a_wrong_typed_input_key_is_named_in_the_log(
+    server: EmbeddedServer, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gristmill.runtime import Runtime
+
+    app = App("listy")
+
+    @app.processor(input="orders")
+    async def reads(order: Any, ctx: Context) -> None:
+        return None
+
+    await redis.rpush("orders", "not a stream")
+    runtime = Runtime(app, FAST, server.url)
+    with caplog.at_level(logging.WARNING, logger="gristmill.pipeline.session"):
+        async with anyio.create_task_group() as group:
+            group.start_soon(runtime.run)
+            with anyio.fail_after(30):
+                while not any("server trouble" in r.getMessage() for r in caplog.records):
+                    await anyio.sleep(0.05)
+            runtime.stop()
+    trouble = [r.getMessage() for r in caplog.records if "server trouble" in r.getMessage()]
+    assert "WRONGTYPE" in trouble[0]
+    assert "key orders is not a stream" in trouble[0]

@@ -124,10 +124,12 @@ async def ensure_groups(
     """
     start = b"0" if from_beginning else b"$"
     for stream in streams:
-        before = 0 if from_beginning else int(await connection.call(b"XLEN", stream))
         try:
+            before = 0 if from_beginning else int(await connection.call(b"XLEN", stream))
             await connection.call(b"XGROUP", b"CREATE", stream, group, start, b"MKSTREAM")
         except ReplyError as exc:
+            if exc.code == "WRONGTYPE":  # the server does not name the key
+                raise ReplyError(f"{exc} (key {stream.decode()} is not a stream)") from None
             if exc.code != "BUSYGROUP":
                 raise
             continue

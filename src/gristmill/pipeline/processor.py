@@ -186,7 +186,7 @@ class ProcessorLoop:
                 break
             try:
                 with anyio.fail_after(self._read_timeout):
-                    entries = self.reader.parse(_ok(await next_read))
+                    entries = self.reader.parse(_ok(await next_read, self.reader.streams))
             finally:
                 self._reading = False
         if in_flight is not None:
@@ -274,7 +274,11 @@ def _requeued(slot: Slot) -> bytes:
     return pack_entry(with_fields(slot.entry[2], updates))
 
 
-def _ok(reply: Any) -> Any:
+def _ok(reply: Any, streams: tuple[bytes, ...]) -> Any:
     if is_error(reply):
-        raise ReplyError(str(reply))
+        text = str(reply)
+        if text.startswith("WRONGTYPE"):  # the server does not say which key
+            names = ", ".join(stream.decode() for stream in streams)
+            text += f" (reading {names}: one of them is not a stream)"
+        raise ReplyError(text)
     return reply
