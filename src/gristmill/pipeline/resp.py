@@ -131,10 +131,6 @@ class RespConnection:
         connection.client_id = int(replies[-1])
         return connection
 
-    @property
-    def is_closed(self) -> bool:
-        return self._protocol.closed.done()
-
     def _send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
         protocol = self._protocol
         if protocol.transport is None or protocol.lost is not None:
@@ -177,11 +173,6 @@ class RespConnection:
         async with asyncio.timeout(self.timeout):
             return [_checked(await future) for future in futures]
 
-    async def pipeline_raw(self, payload: bytes, count: int) -> list[Any]:
-        """Like `pipeline` for pre-packed commands; error replies are returned, not raised."""
-        futures = self._send(payload, count)
-        return [await future for future in futures]
-
     def close(self) -> None:
         if self._protocol.transport is not None:
             self._protocol.transport.close()
@@ -197,5 +188,5 @@ def _checked(reply: Any) -> Any:
 
 
 def is_error(reply: Any) -> bool:
-    """True if a raw reply (from `pipeline_raw`) is an error reply."""
+    """True if a raw reply (from `send_packed`) is an error reply."""
     return isinstance(reply, hiredis.ReplyError)
