@@ -196,7 +196,8 @@ class Runtime:
                 messages = returned_messages(await ticker.handler(), ticker.name)
                 for message in messages:
                     schema_id = await self.cache.id_for(message.DESCRIPTOR)
-                    fields = seal(schema_id, message.SerializeToString())
+                    payload = message.SerializeToString()
+                    fields = seal(schema_id, payload, compress_above=self.settings.compress_above)
                     for stream in ticker.outputs:
                         await self.redis.xadd(
                             stream, dict(zip(fields[::2], fields[1::2], strict=True))

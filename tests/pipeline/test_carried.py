@@ -76,3 +76,32 @@ async def test_a_publisher_built_from_settings_registers_under_their_prefix(
     assert publisher.registry.prefix == publisher.store.prefix == "acme:"
     assert await redis.keys("gm:*") == []
     assert await redis.keys("acme:*")
+
+
+async def test_a_tickers_large_output_is_compressed_like_a_processors(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    import anyio
+
+    from gristmill.runtime import Runtime
+
+    app = App("ticking")
+
+    @app.processor(input="ticks")  # a runtime runs while its processors do
+    async def read(order: Any, ctx: Context) -> None:
+        return None
+
+    @app.every(0.05, output="ticks")
+    async def tick() -> Any:
+        return Order(id="t", sku="x" * 10_000)
+
+    runtime = Runtime(app, Settings(block_ms=50), server.url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(30):
+            while not await redis.xlen("ticks"):
+                await anyio.sleep(0.05)
+        runtime.stop()
+    [(_, fields), *_] = await xrange(redis, "ticks")
+    assert fields[b"encoding"] == b"zstd"
+    assert len(fields[b"payload"]) < 1000
