@@ -1,9 +1,10 @@
-"""`python -m bench SCENARIO|all [--json] [--messages N] [--url URL]`.
+"""`python -m bench SCENARIO|all [--json] [--messages N] [--url URL] [--save]`.
 
 Starts its own server (gristmill's embedded Valkey on a temporary data directory) unless
 `--url` names one, runs every system of each scenario on it, prints a table with gristmill's
-ratio to each peer (or JSON lines with `--json`), and writes bench/results/<scenario>.json
-and .png. `python -m bench list` shows which scenarios are available.
+ratio to each peer (or JSON lines with `--json`); with `--save` it also writes the committed
+bench/results/<scenario>.json and .png (a plain run leaves the checkout clean).
+`python -m bench list` shows which scenarios are available.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--url", help="benchmark this server instead of starting one")
     parser.add_argument(
+        "--save", action="store_true", help="write bench/results/<scenario>.json and .png"
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -124,18 +128,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         os.environ[PROFILE_ENV] = str(Path(args.profile).resolve())  # read by the launcher
     if args.url:
-        return run_all(wanted, args.url, args.messages, args.json, out, err)
+        return run_all(wanted, args.url, args.messages, args.json, out, err, save=args.save)
     from gristmill.embedded import EmbeddedServer  # only when we start one
 
     with (
         tempfile.TemporaryDirectory(prefix="gristmill-bench-server-") as data_dir,
         EmbeddedServer.start(Path(data_dir)) as server,
     ):
-        return run_all(wanted, server.url, args.messages, args.json, out, err)
+        return run_all(wanted, server.url, args.messages, args.json, out, err, save=args.save)
 
 
 def run_all(
-    scenarios: tuple[str, ...], url: str, size: int, as_json: bool, out: Console, err: Console
+    scenarios: tuple[str, ...],
+    url: str,
+    size: int,
+    as_json: bool,
+    out: Console,
+    err: Console,
+    *,
+    save: bool = False,
 ) -> int:
     server = server_description(url)
     if len(scenarios) == 1:  # with several, each child process says it
@@ -149,14 +160,14 @@ def run_all(
         rows = (
             load(scenario)(url, size)
             if len(scenarios) == 1
-            else run_isolated(scenario, url, size, err)
+            else run_isolated(scenario, url, size, err, save=save)
         )
         if rows is None:
             code = 1
             continue
         for result in rows:
             result.setdefault("scenario", scenario)
-        if len(scenarios) == 1:  # with several, each child process wrote its own
+        if save and len(scenarios) == 1:  # with several, each child process wrote its own
             written = write_results(scenario, rows, size, server)
             err.print(f"[dim]wrote {', '.join(str(p) for p in written)}[/]")
         if as_json:
@@ -172,7 +183,7 @@ def scenario_timeout_s(size: int) -> float:
 
 
 def run_isolated(
-    scenario: str, url: str, size: int, err: Console
+    scenario: str, url: str, size: int, err: Console, *, save: bool = False
 ) -> list[dict[str, object]] | None:
     """Run one scenario of `all` in a child process: one that hangs cannot stop the others.
 
@@ -180,6 +191,7 @@ def run_isolated(
         Its rows, or None (after saying why) if it failed or ran out of time.
     """
     command = [sys.executable, "-m", "bench", scenario, "--url", url, "--messages", str(size)]
+    command += ["--save"] if save else []
     child = subprocess.Popen([*command, "--json"], stdout=subprocess.PIPE, text=True)
     timeout_s = scenario_timeout_s(size)
     try:

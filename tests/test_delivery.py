@@ -251,21 +251,25 @@ async def test_a_server_restart_with_aof_loses_nothing_acked(tmp_path: Path) -> 
 async def test_a_refused_commit_stops_the_worker_instead_of_writing_twice(
     server: EmbeddedServer, redis: Redis
 ) -> None:
-    # a user that may do everything but ack: the commit script fails after its XADDs, and a
-    # script keeps what it wrote before the failure; retrying would repeat those outputs
+    # a user that may do everything but ack. This test once failed with 100 outputs: the
+    # worker read all 50 in one batch, nothing more came, so the refused commit's reply sat
+    # unchecked until the reclaim found the worker's own unacked entries idle past claim_idle
+    # and ran them again. The orders are placed before the worker starts, so they always
+    # arrive in one batch: the path that doubled is taken every time, not by chance.
     await redis.execute_command(
         "ACL", "SETUSER", "noack", "on", ">pw", "~*", "&*", "+@all", "-xack"
     )  # type: ignore[no-untyped-call]
     url = f"redis://noack:pw@127.0.0.1:{server.port}/0"
+    await redis.xgroup_create("orders.placed", "orders.validate", id="0", mkstream=True)
+    await place_orders(redis, range(50))
     try:
         with serve("services.orders:app", env={**WORKER_ENV, "GRISTMILL_REDIS_URL": url}) as worker:
-            await wait_for_groups(redis, {"orders.placed": "orders.validate"})
-            await place_orders(redis, range(50))
             with anyio.fail_after(30):
                 while worker.alive:
                     await anyio.sleep(0.1)
             assert worker.returncode == 3
             assert worker.find_line("refused a commit") is not None
         assert await redis.xlen("orders.valid") <= 50  # one attempt's outputs, never repeated
+        assert await redis.xlen("orders.valid") == 0  # checked before its first write: none
     finally:
         await redis.execute_command("ACL", "DELUSER", "noack")  # type: ignore[no-untyped-call]

@@ -3,15 +3,19 @@
 from gristmill.app import App
 from gristmill.context import Context
 from gristmill.errors import (
+    CommitRefused,
     ConfigError,
     DeadLetter,
     DecodeError,
     GristmillError,
     IncompatibleSchema,
     InvalidSchema,
+    ReplyError,
     Retry,
     SchemaError,
     SchemaNotFound,
+    ScriptError,
+    ServerError,
 )
 from gristmill.failures.policy import RetryPolicy
 from gristmill.keys import class_lane
@@ -24,6 +28,7 @@ from gristmill.settings import Settings
 
 __all__ = (
     "App",
+    "CommitRefused",
     "ConfigError",
     "Context",
     "DeadLetter",
@@ -32,12 +37,15 @@ __all__ = (
     "IncompatibleSchema",
     "InvalidSchema",
     "Publisher",
+    "ReplyError",
     "Retry",
     "RetryPolicy",
     "Runtime",
     "SchemaBuilder",
     "SchemaError",
     "SchemaNotFound",
+    "ScriptError",
+    "ServerError",
     "Settings",
     "class_lane",
     "decode",

@@ -45,6 +45,7 @@ REGISTRY = (
 PROCESSOR = (
     "xreadgroup", "xgroup|create", "xpending", "xclaim", "xrange",  # pipeline/consume.py
     "xadd", "xack",  # commit_batch.lua (xpending too); keep_claimed.lua: xpending, xclaim
+    "type",  # commit_batch.lua checks every key's type before its first write
     "incr", "rpush", "zadd", "zrange", "publish",  # lib/delayed_add.lua: retries, requeues
     "hget", "hlen", "hset",  # lib/delayed_add.lua: the compact store's schema-id numbers
     "sadd",  # timing/delayed.py register_target: the sweeper learns the processor's lanes

@@ -12,14 +12,16 @@ every stream in `output`; `ctx.publish(stream, message)` sends to one stream of 
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Never, TypeAlias
 
 from gristmill.errors import ConfigError
 from gristmill.failures.policy import RetryPolicy
+from gristmill.schemas.jsonformat import json_input_of
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -33,6 +35,50 @@ Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
 TickHandler: TypeAlias = Callable[[], Awaitable[HandlerResult]]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _refuse_keywords(given: Mapping[str, object], declaration: Callable[..., object]) -> None:
+    valid = [
+        name
+        for name, parameter in inspect.signature(declaration).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    problems = []
+    for name in sorted(given):
+        close = difflib.get_close_matches(name, valid, n=1)
+        problems.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(
+        f"{declaration.__name__}() got unknown keywords {', '.join(problems)}; "
+        f"valid keywords: {', '.join(valid)}"
+    )
+
+
+def _input_type(given: type[Message] | None, handler: Handler) -> str | None:
+    """The full name of the message type a handler takes: `given`, else its annotation."""
+    from google.protobuf.message import Message
+
+    if given is not None:
+        return str(given.DESCRIPTOR.full_name)
+    parameters = list(inspect.signature(handler).parameters.values())
+    first: object = parameters[0].annotation if parameters else None
+    if isinstance(first, str):  # `from __future__ import annotations`: a name or a dotted one
+        head, *rest = first.split(".")
+        first = getattr(handler, "__globals__", {}).get(head)
+        for part in rest:
+            first = getattr(first, part, None)
+    if isinstance(first, type) and issubclass(first, Message) and first is not Message:
+        return str(first.DESCRIPTOR.full_name)
+    return None
+
+
+def _returns_messages(handler: Handler) -> bool:
+    """True if the handler's return annotation names a message type (not None, not Any)."""
+    annotation = inspect.signature(handler).return_annotation
+    if isinstance(annotation, str):
+        return "Message" in annotation
+    from google.protobuf.message import Message
+
+    return isinstance(annotation, type) and issubclass(annotation, Message)
 
 
 def _streams(value: str | Sequence[str] | None, what: str, name: str) -> tuple[str, ...]:
@@ -64,7 +110,10 @@ class ProcessorSpec:
     min_age: float | None = None  # seconds of history each output stream keeps at least
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None  # seconds one handler run may take; None: no limit
-    options: dict[str, Any] = field(default_factory=dict)  # for later stages
+    input_type: str | None = None  # full protobuf name entries must have; None: any type
+    input_class: type[Message] | None = None  # the class given as input_type=, if any
+    input_format: str = "protobuf"  # "json": entries carry JSON for the input type
+    json_unknown_fields: str = "reject"  # JSON keys the type has no field for: reject / ignore
 
     @property
     def publishable(self) -> frozenset[str]:
@@ -119,7 +168,10 @@ class App:
         min_age: float | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-        **options: Any,
+        input_type: type[Message] | None = None,
+        input_format: str = "protobuf",
+        json_unknown_fields: str = "reject",
+        **unknown: Never,
     ) -> Callable[[Handler], Handler]:
         """Declare `async def handler(message, ctx)` as a processor of `input`.
 
@@ -142,11 +194,20 @@ class App:
                 default retries 5 times over about 15 s (see RetryPolicy).
             timeout: Seconds one run of the handler may take; a run past it is cancelled and
                 fails with TimeoutError (retried by `retry`). None: no limit.
-            **options: Further per-processor options of later stages (e.g. `retry=`).
+            input_type: The message class entries must be; others are dead-lettered as
+                `wrong_type`. Defaults to the handler's first parameter annotation when that
+                is a message class (not `Message` itself, not `Any`).
+            input_format: `"json"`: entries carry the input type as JSON (protobuf's JSON
+                mapping) in their payload; bad JSON is dead-lettered with a reason of its own.
+            json_unknown_fields: With JSON input, `"reject"` (dead-letter as
+                `json_unknown_field`) or `"ignore"` keys the type has no field for.
 
         Raises:
-            ConfigError: If a name repeats, a stream name is empty, or the handler is not async.
+            ConfigError: If a name repeats, a stream name is empty, the handler is not async,
+                or a keyword is not one of the above (a typo fails at import, not silently).
         """
+        if unknown:
+            _refuse_keywords(unknown, self.processor)
 
         def register(handler: Handler) -> Handler:
             proc_name = str(name or getattr(handler, "__name__", ""))
@@ -166,6 +227,11 @@ class App:
                 raise ConfigError(f"processor {proc_name!r}: needs at least one input stream")
             outputs = _streams(output, "output", proc_name)
             sides = _streams(side_outputs, "side output", proc_name)
+            if not outputs and _returns_messages(handler):
+                raise ConfigError(
+                    f"processor {proc_name!r}: its handler returns messages but no output= is "
+                    "declared, so they would go nowhere: declare output=, or return None"
+                )
             written = set(outputs) | set(sides)
             if set(inputs) & written:
                 raise ConfigError(
@@ -188,8 +254,12 @@ class App:
                 min_age=min_age,
                 retry=retry or RetryPolicy(),
                 timeout=timeout,
-                options=dict(options),
+                input_type=_input_type(input_type, handler),
+                input_class=input_type,
+                input_format=input_format,
+                json_unknown_fields=json_unknown_fields,
             )
+            json_input_of(self.processors[proc_name])  # a bad JSON declaration fails at import
             return handler
 
         return register

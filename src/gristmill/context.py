@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gristmill.envelope import NO_HEADERS
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -13,9 +14,14 @@ if TYPE_CHECKING:
 
 
 class Context:
-    """One entry's context: its stream, id, attempt and headers, and its extra outputs.
+    """One entry's context: its stream, id, attempt, requeues, key, headers and trace context.
 
-    Outputs are buffered and leave with the batch's acks in one round trip.
+    `attempt` is 1 on the first run and counts retries and redeliveries; a requeue starts it
+    at 1 again, while `requeues` counts the requeues (carried on the wire), so a handler can
+    requeue an entry a bounded number of times. `key` is the entry's partition key and `trace`
+    its W3C trace context (`traceparent`, `tracestate`); both are carried onto the outputs.
+    User `headers` are not. Outputs are buffered and leave with the batch's acks in one
+    round trip.
     """
 
     __slots__ = (
@@ -25,8 +31,11 @@ class Context:
         "attempt",
         "entry_id",
         "headers",
+        "key",
         "processor",
+        "requeues",
         "stream",
+        "trace",
     )
 
     def __init__(
@@ -37,12 +46,19 @@ class Context:
         entry_id: str,
         attempt: int,
         headers: Mapping[str, str],
+        *,
+        key: bytes | None = None,
+        trace: Mapping[str, str] = NO_HEADERS,
+        requeues: int = 0,
     ) -> None:
         self.processor = processor
         self.stream = stream
         self.entry_id = entry_id
         self.attempt = attempt  # 1 on the first run; counts retries and redeliveries
         self.headers = headers
+        self.key = key
+        self.trace = trace
+        self.requeues = requeues
         self._outputs: list[tuple[str, Message]] = []
         self._requeue_delay: float | None = None
         self._allowed = outputs
@@ -72,3 +88,13 @@ class Context:
         if delay < 0:
             raise ValueError(f"requeue delay {delay}: give 0 or more seconds")
         self._requeue_delay = delay
+
+    def drain(self) -> tuple[list[tuple[str, Message]], float | None]:
+        """What the handler asked for besides its return value, for the runtime to commit.
+
+        Returns the `(stream, message)` pairs given to `publish`, in order, and the delay given
+        to `requeue` (None if not called); the context holds neither afterwards.
+        """
+        published, self._outputs = self._outputs, []
+        delay, self._requeue_delay = self._requeue_delay, None
+        return published, delay

@@ -5,6 +5,8 @@
     encoding    `zstd` when the payload is compressed (absent: plain protobuf)
     key         ordering / partition key (optional)
     attempt     1-based run number for entries coming back through a retry lane (absent: 1)
+    requeues    how often a handler requeued this entry with ctx.requeue (absent: 0); a
+                requeue resets `attempt`, this count keeps growing
     origin      `<stream>/<entry-id>` of the entry this one was made from: set on a retry, so
                 its dead-letter record names the input entry (optional)
     failed_at   ms since the epoch of a retried entry's first failure (optional)
@@ -30,6 +32,7 @@ KEY = b"key"
 ATTEMPT = b"attempt"
 ORIGIN = b"origin"
 FAILED_AT = b"failed_at"
+REQUEUES = b"requeues"
 TRACEPARENT = b"traceparent"
 TRACESTATE = b"tracestate"
 HEADER_PREFIX = b"h:"
@@ -47,7 +50,8 @@ class Envelope:
     """One entry's fields, unpacked; the payload is still protobuf bytes (decompressed)."""
 
     __slots__ = (
-        "attempt", "failed_at", "headers", "key", "origin", "payload", "schema_id", "trace",
+        "attempt", "failed_at", "headers", "key", "origin", "payload", "requeues", "schema_id",
+        "trace",
     )  # fmt: skip
 
     def __init__(
@@ -60,6 +64,7 @@ class Envelope:
         headers: Mapping[str, str] = NO_HEADERS,
         trace: Mapping[str, str] = NO_HEADERS,
         failed_at: int | None = None,
+        requeues: int = 0,
     ) -> None:
         self.schema_id = schema_id
         self.payload = payload
@@ -69,6 +74,20 @@ class Envelope:
         self.headers = headers
         self.trace = trace
         self.failed_at = failed_at
+        self.requeues = requeues
+
+
+def carried_fields(envelope: Envelope) -> list[bytes]:
+    """The fields an entry passes on to the outputs made from it: its key and trace context.
+
+    User headers (`h:<name>`) describe the input and are not carried (see docs/wire-format.md).
+    """
+    carried: list[bytes] = []
+    if envelope.key is not None:
+        carried += (KEY, envelope.key)
+    for name, value in envelope.trace.items():
+        carried += (name.encode(), value.encode())
+    return carried
 
 
 def open_fields(fields: list[bytes], max_bytes: int) -> Envelope:
@@ -103,8 +122,11 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
     try:
         attempt = int(values.get(ATTEMPT, b"1"))
         failed_at = int(values[FAILED_AT]) if FAILED_AT in values else None
+        requeues = int(values.get(REQUEUES, b"0"))
     except ValueError:
-        raise DecodeError("missing_field", "`attempt` or `failed_at` is not an integer") from None
+        raise DecodeError(
+            "missing_field", "`attempt`, `failed_at` or `requeues` is not an integer"
+        ) from None
     headers: dict[str, str] = {}
     trace: dict[str, str] = {}
     for name, value in values.items():
@@ -114,7 +136,7 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
             trace[name.decode()] = value.decode(errors="replace")
     return Envelope(
         schema_id, payload, max(attempt, 1), values.get(KEY), values.get(ORIGIN), headers, trace,
-        failed_at,
+        failed_at, max(requeues, 0),
     )  # fmt: skip
 
 

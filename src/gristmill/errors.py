@@ -3,13 +3,15 @@
 GristmillError
 ├── ConfigError(ValueError)        bad settings or declarations; raised at start, names the fix
 ├── ServerError(RuntimeError)      the embedded server would not start, or the server refused us
-│   └── ReplicationTimeout         fewer replicas than asked acknowledged a write (WAIT)
+│   ├── ReplicationTimeout         fewer replicas than asked acknowledged a write (WAIT)
+│   └── ReplyError                     the server answered a command with an error (has `code`)
 ├── SchemaError                    a schema cannot be built, stored or accepted
 │   ├── SchemaNotFound(LookupError)    no record under that schema id or subject
 │   ├── InvalidSchema(ValueError)      a descriptor set that does not build, or is over a limit
 │   └── IncompatibleSchema             a new version breaks the subject's compatibility mode
 ├── DecodeError(ValueError)        an entry's fields or payload do not parse (has a `reason`)
 └── ScriptError                    a Lua script returned an error code
+    └── CommitRefused                  the server refused a commit (it wrote nothing); stop
 HandlerSignal(Exception)           raised on purpose by a handler to steer an entry; no traceback
 ├── Retry(delay=...)               to the processor's retry lane after `delay` seconds
 └── DeadLetter(reason=...)         to the dead-letter lane, with no further attempts
@@ -36,6 +38,17 @@ class ServerError(GristmillError, RuntimeError):
     """Raised when the embedded server cannot start or the server refuses a command."""
 
     reason = "server"
+
+
+class ReplyError(ServerError):
+    """Raised when the server answers a command with an error reply (`-ERR ...`).
+
+    `code` is the reply's first word: NOGROUP, NOSCRIPT, BUSYGROUP, WRONGTYPE, NOPERM, OOM...
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = message.split(" ", 1)[0]
 
 
 class SchemaError(GristmillError):
@@ -66,8 +79,8 @@ class DecodeError(GristmillError, ValueError):
     """Raised when an entry's fields or payload do not parse.
 
     `reason` is one of: `missing_field`, `unknown_schema`, `schema_invalid`, `decode_error`,
-    `decode_depth`, `oversize`, `bad_encoding`, `json_invalid`, `json_unknown_field`,
-    `json_type_mismatch`.
+    `decode_depth`, `oversize`, `bad_encoding`, `wrong_type`, `json_invalid`,
+    `json_unknown_field`, `json_type_mismatch`.
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -90,6 +103,16 @@ class ReplicationTimeout(ServerError):
     """
 
     reason = "replication_timeout"
+
+
+class CommitRefused(ScriptError):
+    """Raised when the server refuses a batch's commit; it wrote nothing, the processor stops.
+
+    The commit script checks ACL, key types and memory before its first write, so nothing of
+    a refused commit is in Redis; retrying would only be refused again.
+    """
+
+    reason = "commit_refused"
 
 
 class HandlerSignal(Exception):

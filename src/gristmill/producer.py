@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from gristmill.connect import require_async_client
 from gristmill.envelope import seal
 from gristmill.keys import DEFAULT_PREFIX
+from gristmill.pipeline.upkeep import Retention, trim
 from gristmill.replication import DEFAULT_TIMEOUT_MS, add_wait, check_wait, replicated_xadd
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.telemetry import tracing
@@ -40,6 +41,8 @@ class Publisher:
         # h8: replicas > 0: publish waits (WAIT) until that many replicas have it (replication.py)
         self.replicas, self.replica_timeout_ms = replicas, replica_timeout_ms
         self.redis = redis
+        if settings is not None:
+            prefix = settings.key_prefix  # the registry and the store under the same prefix
         self.registry = SchemaRegistry(redis, prefix)
         self.compress_above = compress_above
         self.store = (
@@ -79,6 +82,8 @@ class Publisher:
         *,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        maxlen: int | None = None,
+        min_age: float | None = None,
     ) -> str:
         """XADD `message` to `stream`; returns the entry id.
 
@@ -87,6 +92,11 @@ class Publisher:
             message: Any protobuf message; its schema is registered on first use.
             key: An optional ordering / partition key carried in the entry.
             headers: Optional user headers (strings), readable as `ctx.headers`.
+
+            maxlen: Then trim `stream` to about this many entries, with the guard processor
+                outputs have: never an entry one of its groups has not delivered and acked.
+            min_age: Then trim entries older than this many seconds, with the same guard.
+                Each trim is one more script call: for a busy stream, trim every N publishes.
 
         Raises:
             ReplicationTimeout: With `replicas`, if fewer replicas had it in time.
@@ -106,6 +116,8 @@ class Publisher:
         finally:
             if traced is not None:
                 traced[0].end()
+        if maxlen or min_age:
+            await trim(self.redis, stream, Retention(maxlen or 0, min_age or 0.0))
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def schedule(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from gristmill import keys
 from gristmill.bridges.pubsub import Bridge  # h7: bridges
 from gristmill.connect import redis_client, server_url
 from gristmill.envelope import seal
@@ -208,6 +209,11 @@ class Runtime:
             for stream in spec.outputs
             if spec.maxlen or spec.min_age
         }
+        dead = Retention(self.settings.dead_letter_maxlen, self.settings.dead_letter_min_age)
+        if dead.active:  # every dead-letter lane of this runtime's processors
+            for loop in self.loops:
+                for stream in loop.spec.inputs:
+                    retention.setdefault(keys.dead_lane(stream, loop.spec.group), dead)
         while not self._stop.is_set():
             with anyio.move_on_after(UPKEEP_INTERVAL_S):
                 await self._stop.wait()
@@ -234,7 +240,8 @@ class Runtime:
                 messages = returned_messages(await ticker.handler(), ticker.name)
                 for message in messages:
                     schema_id = await self.cache.id_for(message.DESCRIPTOR)
-                    fields = seal(schema_id, message.SerializeToString())
+                    payload = message.SerializeToString()
+                    fields = seal(schema_id, payload, compress_above=self.settings.compress_above)
                     for stream in ticker.outputs:
                         await self.redis.xadd(
                             stream, dict(zip(fields[::2], fields[1::2], strict=True))

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # False: this process runs no delayed-entry sweeper; one `runtime sweep` does, under its own
     # ACL user (docs/deploy.md: ACLs). A service user may not write other services' lanes.
     sweeper: bool = True
+    # retention of each dead-letter lane, trimmed by the upkeep like outputs (0: no limit):
+    # about this many newest records are kept, and none younger than dead_letter_min_age s
+    dead_letter_maxlen: int = Field(default=1_000_000, ge=0)
+    dead_letter_min_age: float = Field(default=0.0, ge=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

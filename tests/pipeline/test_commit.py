@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from gristmill.errors import ReplyError
 from gristmill.pipeline.publish import COMMIT, Commit
-from gristmill.pipeline.resp import ReplyError, RespConnection
+from gristmill.pipeline.resp import RespConnection
 from tests.typed_redis import raw, xrange
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from gristmill.pipeline.resp import ReplyError, RespConnection
+from gristmill.errors import ReplyError
+from gristmill.pipeline.resp import RespConnection
 from tests.typed_redis import raw
 
 if TYPE_CHECKING:

@@ -131,12 +131,16 @@ def backoff_ms(attempt: int, policy: RetryPolicy, random_unit: float) -> int:
 def decide(exc: Exception, attempt: int, policy: RetryPolicy, random_unit: float) -> Decision:
     """Retry the entry whose run number `attempt` (1-based) raised `exc`, or dead-letter it.
 
-    Bad input (`DecodeError`, `SchemaError`) never retries; `DeadLetter` never retries;
+    Bad input (`DecodeError`, `SchemaError`) never retries; a programming error
+    (`ConfigError`: a bad return value, an undeclared stream) never retries (`handler_error`);
+    `DeadLetter` never retries;
     `Retry(delay=...)` uses its delay (None: the policy's backoff) but still counts against
     `max_attempts`; other exceptions follow `dead_on`, then `retry_on`.
     """
     if isinstance(exc, DecodeError | SchemaError):
         return ToDeadLetter(exc.reason, _detail(exc))
+    if isinstance(exc, ConfigError):  # a programming error: the same run fails the same way
+        return ToDeadLetter(reasons.HANDLER_ERROR, _detail(exc))
     if isinstance(exc, DeadLetter):
         if reasons.is_reason_token(exc.reason):
             return ToDeadLetter(exc.reason, "")

@@ -14,11 +14,16 @@ Bad input (from the envelope and schema layers; no retry can fix these):
     json_invalid      a JSON input's payload is not UTF-8 JSON, or not an object at the top
     json_unknown_field  a JSON input has a key its type has no field for (when rejected)
     json_type_mismatch  a JSON input's value has the wrong type or range for its field
+    wrong_type        the entry's message type is not the processor's declared input type
 
 Handler outcomes:
     handler           the handler raised `DeadLetter` with a free-text reason (kept as detail);
                       a `DeadLetter(reason=...)` whose reason is itself a snake_case token keeps
                       that token instead, so services can add their own reasons
+    handler_error     a programming error, not a passing fault: the handler returned something
+                      that is not a message, returned a message from a processor without
+                      `output=`, or published to a stream it did not declare (`ConfigError`);
+                      dead-lettered at once, since running it again fails the same way
     retries_exhausted the entry failed on its last allowed attempt
     not_retryable     the exception is in the policy's `dead_on`, or not in its `retry_on`
     crash_loop        the entry's delivery count passed `max_deliveries`: it keeps killing
@@ -39,17 +44,19 @@ BAD_ENCODING = "bad_encoding"
 JSON_INVALID = "json_invalid"
 JSON_UNKNOWN_FIELD = "json_unknown_field"
 JSON_TYPE_MISMATCH = "json_type_mismatch"
+WRONG_TYPE = "wrong_type"
 
 HANDLER = "handler"
+HANDLER_ERROR = "handler_error"
 RETRIES_EXHAUSTED = "retries_exhausted"
 NOT_RETRYABLE = "not_retryable"
 CRASH_LOOP = "crash_loop"
 
 BAD_INPUT = frozenset(
     {MISSING_FIELD, UNKNOWN_SCHEMA, SCHEMA_INVALID, DECODE_ERROR, DECODE_DEPTH, OVERSIZE,
-     BAD_ENCODING, JSON_INVALID, JSON_UNKNOWN_FIELD, JSON_TYPE_MISMATCH}
+    BAD_ENCODING, WRONG_TYPE, JSON_INVALID, JSON_UNKNOWN_FIELD, JSON_TYPE_MISMATCH}
 )  # fmt: skip
-KNOWN = BAD_INPUT | {HANDLER, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
+KNOWN = BAD_INPUT | {HANDLER, HANDLER_ERROR, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 

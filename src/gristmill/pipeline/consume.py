@@ -6,12 +6,16 @@ plain lists; an entry is (input index, entry id, flat fields, deliveries) with n
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
 from typing import Any
 
-from gristmill.pipeline.resp import ReplyError, RespConnection, pack_command
+from gristmill.errors import ReplyError
+from gristmill.pipeline.resp import RespConnection, pack_command
+
+log = logging.getLogger(__name__)
 
 # (index of the input stream, entry id, [f1, v1, f2, v2, ...], delivery count)
 Entry = tuple[int, bytes, list[bytes], int]
@@ -113,11 +117,25 @@ class Reader:
 async def ensure_groups(
     connection: RespConnection, streams: tuple[bytes, ...], group: bytes, from_beginning: bool
 ) -> None:
-    """Create `group` on every stream (and the stream) if missing; an existing group is kept."""
+    """Create `group` on every stream (and the stream) if missing; an existing group is kept.
+
+    A group created at `$` skips the entries already in its stream: that is logged once, with
+    their number and how to read them instead.
+    """
     start = b"0" if from_beginning else b"$"
     for stream in streams:
         try:
+            before = 0 if from_beginning else int(await connection.call(b"XLEN", stream))
             await connection.call(b"XGROUP", b"CREATE", stream, group, start, b"MKSTREAM")
         except ReplyError as exc:
+            if exc.code == "WRONGTYPE":  # the server does not name the key
+                raise ReplyError(f"{exc} (key {stream.decode()} is not a stream)") from None
             if exc.code != "BUSYGROUP":
                 raise
+            continue
+        if before:
+            log.warning(
+                "new consumer group %s starts at the end of %s: it skips the %d entries "
+                "already there; declare the processor with from_beginning=True to read them",
+                group.decode(), stream.decode(), before,
+            )  # fmt: skip

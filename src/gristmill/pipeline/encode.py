@@ -1,4 +1,9 @@
-"""Stage 4 of 5: the messages a handler returned or published -> entry fields per stream."""
+"""Stage 4 of 5: the messages a handler returned or published -> entry fields per stream.
+
+`encode_slot` owns the stage: the fast path for one returned message of a known type, the
+general path for lists and `ctx.publish`, and the registration of a type this process has not
+registered yet (then it encodes again).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
-from gristmill.envelope import PAYLOAD, SCHEMA_ID, seal
+from gristmill.envelope import PAYLOAD, SCHEMA_ID, TRACEPARENT, TRACESTATE, carried_fields, seal
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from gristmill.context import Context
+    from gristmill.pipeline.batch import Slot
     from gristmill.schemas.cache import SchemaCache
 
 Outputs = list[tuple[bytes, list[bytes]]]  # (stream, fields) in publish order
@@ -50,11 +55,55 @@ def encode_one(cache: SchemaCache, message: Message, compress_above: int) -> lis
     return [SCHEMA_ID, schema_id, PAYLOAD, payload]
 
 
+async def encode_slot(
+    slot: Slot, cache: SchemaCache, outputs: tuple[bytes, ...], processor: str, compress_above: int
+) -> Outputs:
+    """The (stream, fields) a handled entry writes: its returned and its published messages.
+
+    Raises:
+        ConfigError: If the handler returned something else than messages, or returned
+            messages from a processor without outputs (they would be dropped silently).
+    """
+    result = slot.result
+    carried = carried_fields(slot.envelope) if slot.envelope is not None else None
+    if slot.trace:  # telemetry hook: a traced run hands its own span's context on
+        carried = [*_without_trace(carried or []), *slot.trace]
+    if isinstance(result, Message) and outputs and not slot.published:
+        fields = encode_one(cache, result, compress_above)
+        if fields is not None:  # one message, a known type: most handlers, every time
+            if carried:
+                fields = [*fields, *carried]
+            return [(stream, fields) for stream in outputs]
+    encoded = await _encode_general(slot, cache, outputs, processor, compress_above)
+    if carried:
+        encoded = [(stream, [*fields, *carried]) for stream, fields in encoded]
+    return encoded
+
+
+async def _encode_general(
+    slot: Slot, cache: SchemaCache, outputs: tuple[bytes, ...], processor: str, compress_above: int
+) -> Outputs:
+    result = slot.result
+    messages = returned_messages(result, processor)
+    if messages and not outputs:
+        raise ConfigError(
+            f"processor {processor!r} returned {type(messages[0]).__name__} but declares no "
+            "output=: declare output= (or return None and use ctx.publish to a side output)"
+        )
+    try:
+        return encode(cache, messages, outputs, slot.published, compress_above)
+    except LookupError:  # a message type this process has not registered yet
+        for message in [*messages, *(m for _, m in slot.published)]:
+            if cache.cached_id(message.DESCRIPTOR) is None:
+                await cache.id_for(message.DESCRIPTOR)
+        return encode(cache, messages, outputs, slot.published, compress_above)
+
+
 def encode(
     cache: SchemaCache,
     returned: Sequence[Message],
     outputs: tuple[bytes, ...],
-    context: Context | None,
+    published: Sequence[tuple[str, Message]],
     compress_above: int,
 ) -> Outputs:
     """Fields for every returned message on every output, then every `ctx.publish`.
@@ -66,10 +115,17 @@ def encode(
     for message in returned:
         fields = _fields(cache, message, compress_above)
         encoded += [(stream, fields) for stream in outputs]
-    if context is not None:
-        for stream, message in context._outputs:
-            encoded.append((stream.encode(), _fields(cache, message, compress_above)))
+    for stream, message in published:
+        encoded.append((stream.encode(), _fields(cache, message, compress_above)))
     return encoded
+
+
+TRACE_FIELDS = (TRACEPARENT, TRACESTATE)
+
+
+def _without_trace(carried: list[bytes]) -> list[bytes]:
+    pairs = zip(carried[::2], carried[1::2], strict=True)
+    return [item for name, value in pairs if name not in TRACE_FIELDS for item in (name, value)]
 
 
 def _fields(cache: SchemaCache, message: Message, compress_above: int) -> list[bytes]:

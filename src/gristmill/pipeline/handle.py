@@ -1,5 +1,9 @@
 """Stage 3 of 5: run the handlers of one batch, up to `concurrency` at once, no task per entry.
 
+`Handling.run` owns the stage: a `Context` per entry, the handler's timeout, its failure
+recorded on the slot, and, while handlers run, the keep-alive of the batch's entries so that
+a slow batch is not claimed away by another consumer (it sleeps through fast batches).
+
 The loop's own task works through the batch first. Handlers that never suspend (the common
 case: transform and return) run back to back with no scheduling at all. If one suspends, a
 callback queued at the start of the batch wakes parked helper tasks, which take the next
@@ -9,12 +13,113 @@ entries from the same iterator; so at most `concurrency` handlers are in flight.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
+
+import anyio
+
+from gristmill.context import Context
+from gristmill.errors import HandlerSignal
+from gristmill.pipeline.upkeep import keep_claimed
+from gristmill.telemetry import tracing
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
     from anyio.abc import TaskGroup
+    from opentelemetry.trace import Tracer
+    from redis.asyncio import Redis
+
+    from gristmill.app import ProcessorSpec
+    from gristmill.pipeline.batch import Slot
+    from gristmill.pipeline.consume import Entry
+
+log = logging.getLogger(__name__)
+
+
+class Handling:
+    """Runs a batch's handlers for one processor and keeps its entries claimed meanwhile."""
+
+    def __init__(
+        self,
+        spec: ProcessorSpec,
+        runner: BatchRunner,
+        redis: Redis,
+        consumer: str,
+        streams: tuple[bytes, ...],
+        origins: tuple[str, ...],
+        claim_idle_ms: int,
+    ) -> None:
+        self.spec = spec
+        self.runner = runner
+        self.redis = redis
+        self.consumer = consumer
+        self.streams = streams  # what each entry's stream index names (inputs, then lanes)
+        self.origins = origins  # the input each stream index belongs to
+        self._allowed = spec.publishable
+        self._keep_alive_s = claim_idle_ms / 3000
+        self.tracer: Tracer | None = None  # telemetry hook: None while tracing is off
+
+    async def run(self, slots: list[Slot]) -> None:
+        """Run the handler of every slot that has a message; results land on the slots."""
+        runnable = [slot for slot in slots if slot.message is not None]
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._keep_claimed, [slot.entry for slot in runnable])
+            await self.runner.run(len(runnable), lambda index: self._handle(runnable[index]))
+            group.cancel_scope.cancel()
+
+    async def _handle(self, slot: Slot) -> None:
+        index, entry_id, _, deliveries = slot.entry
+        envelope = slot.envelope
+        assert envelope is not None
+        assert slot.message is not None
+        context = Context(
+            self.spec.name, self._allowed, self.origins[index], entry_id.decode(),
+            envelope.attempt + deliveries - 1, envelope.headers, key=envelope.key,
+            trace=envelope.trace, requeues=envelope.requeues,
+        )  # fmt: skip
+        slot.context = context
+        if self.tracer is None or not tracing.sampled(envelope.trace):
+            await self._run(slot, context)  # untraced: no span, no cost
+            return
+        with tracing.handler_span(
+            self.tracer, self.spec.name, self.origins[index], self.spec.group,
+            context.entry_id, envelope.schema_id, context.attempt, envelope.trace,
+        ) as span:  # fmt: skip
+            # telemetry hook: a span per handler run; outputs and retries carry its context
+            slot.trace = tracing.trace_fields(span)
+            await self._run(slot, context)
+            tracing.end_run(span, slot.failure)
+
+    async def _run(self, slot: Slot, context: Context) -> None:
+        assert slot.message is not None
+        try:
+            if self.spec.timeout is None:
+                slot.result = await self.spec.handler(slot.message, context)
+            else:
+                with anyio.fail_after(self.spec.timeout):
+                    slot.result = await self.spec.handler(slot.message, context)
+        except (Exception, HandlerSignal) as exc:  # noqa: BLE001 - a handler's crash is data here
+            slot.failure = exc
+        slot.published, slot.requeue_delay = context.drain()
+
+    async def _keep_claimed(self, entries: list[Entry]) -> None:
+        """While a batch is in handlers, keep its entries from being claimed by others."""
+        by_stream: dict[str, list[bytes]] = {}
+        for index, entry_id, _, _ in entries:  # an input or an own lane
+            by_stream.setdefault(self.streams[index].decode(), []).append(entry_id)
+        while True:
+            await anyio.sleep(self._keep_alive_s)
+            for stream, entry_ids in by_stream.items():
+                try:
+                    await keep_claimed(
+                        self.redis, stream, self.spec.group, self.consumer, entry_ids
+                    )
+                except Exception as exc:  # noqa: BLE001 - best effort; the commit decides
+                    log.warning(
+                        "could not refresh in-flight entries: %s", exc,
+                        extra={"processor": self.spec.name},
+                    )  # fmt: skip
 
 
 class BatchRunner:

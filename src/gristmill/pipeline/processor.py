@@ -1,4 +1,13 @@
-"""One processor's loop: read a batch, decode, handle, encode, commit; reclaim; recover.
+"""One processor's loop: the choreography of its stages; each stage lives in its own module.
+
+    consume.py   read a batch (XREADGROUP), parse entries
+    reclaim.py   entries of silent consumers, claimed every claim_idle / 2
+    decode.py    open envelopes, crash-loop cap, resolve schemas, parse payloads
+    handle.py    run handlers (bounded concurrency), keep in-flight entries claimed
+    encode.py    returned and published messages -> fields, registering new types
+    failures/route.py   a failed entry -> a retry parked or a dead letter
+    publish.py   the commit: every output and ack of the batch in one script call
+    session.py   connections, incidents and backoff
 
 Two connections per processor overlap the client's work with the server's:
 
@@ -8,44 +17,34 @@ Two connections per processor overlap the client's work with the server's:
 
 The next batch is requested before this one is handled, and a batch's commit is sent without
 waiting for its reply before handling the next one: the commit's reply is checked one batch
-later. Entries of dead consumers are reclaimed in the same loop every `claim_idle / 2` seconds.
+later, or as soon as a read brings nothing, and always before a reclaim (the reclaim sees this
+consumer's own unacked entries as idle too).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from google.protobuf.message import Message
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
-from gristmill.connect import resp_url, tls_context
-from gristmill.context import Context
-from gristmill.envelope import (
-    ATTEMPT,
-    FAILED_AT,
-    ORIGIN,
-    Envelope,
-    open_fields,
-    with_attempt,
-    with_fields,
-)
-from gristmill.errors import DecodeError, HandlerSignal, ScriptError
-from gristmill.failures.deadletter import build_fields
-from gristmill.failures.policy import Decision, RetryAfter, ToDeadLetter, crash_loop, decide
+from gristmill.envelope import ATTEMPT, REQUEUES, with_fields
+from gristmill.errors import CommitRefused, ReplyError
+from gristmill.failures.route import FailureRouter
+from gristmill.pipeline.batch import ProcessorStats
 from gristmill.pipeline.consume import Entry, Reader, ensure_groups
-from gristmill.pipeline.decode import decode, resolve_unknown
-from gristmill.pipeline.encode import encode, encode_one, returned_messages
-from gristmill.pipeline.handle import BatchRunner
+from gristmill.pipeline.decode import decode_batch
+from gristmill.pipeline.encode import encode_slot
+from gristmill.pipeline.handle import BatchRunner, Handling
 from gristmill.pipeline.publish import COMMIT, Commit
-from gristmill.pipeline.resp import ReplyError, RespConnection, is_error
-from gristmill.pipeline.upkeep import keep_claimed
-from gristmill.schemas.jsonformat import json_fields, json_input_of, parse_json  # h7: JSON input
+from gristmill.pipeline.reclaim import Reclaimer
+from gristmill.pipeline.resp import RespConnection, is_error
+from gristmill.pipeline.session import RECONNECT_BACKOFF_S, Session
+from gristmill.schemas.jsonformat import json_input_of
 from gristmill.telemetry import tracing
 from gristmill.telemetry.hooks import BatchHook, entry_ms
 from gristmill.timing.packing import pack_entry
@@ -57,44 +56,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gristmill.app import ProcessorSpec
+    from gristmill.pipeline.batch import Slot
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
 
+__all__ = ("RECONNECT_BACKOFF_S", "ProcessorLoop", "ProcessorStats")
+
 log = logging.getLogger(__name__)
-
-RECONNECT_BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
-
-
-@dataclass
-class ProcessorStats:
-    """Counters of one processor since start; read by health and metrics."""
-
-    batches: int = 0
-    handled: int = 0
-    published: int = 0
-    dead_lettered: int = 0
-    retried: int = 0  # failed entries parked in the delayed store for another run
-    requeued: int = 0  # entries the handler asked to see again later (ctx.requeue)
-    skipped: int = 0  # claimed by another consumer before our commit
-    reclaimed: int = 0
-    lost_deleted: int = 0  # pending entries deleted from the stream before anyone acked them
-    incidents: int = 0
-    last_error: str = ""
-    errors_by_reason: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Slot:
-    """One entry of a batch on its way through the stages."""
-
-    entry: Entry
-    envelope: Envelope | None = None
-    message: Message | None = None
-    context: Context | None = None
-    result: object = None
-    failure: BaseException | None = None
-    verdict: ToDeadLetter | None = None  # dead-lettered unrun (crash-loop cap)
-    trace: list[bytes] = field(default_factory=list)  # telemetry hook: the handler span's fields
 
 
 @dataclass(slots=True)
@@ -120,47 +88,39 @@ class ProcessorLoop:
     ) -> None:
         self.spec = spec
         self.clock = clock
-        self.redis = redis
         self.settings = settings
-        self.url = url
         self.cache = cache
-        self._json = json_input_of(spec)  # h7: JSON input (None: protobuf entries)
-        self.consumer = consumer
         self.stats = ProcessorStats()
         # each input, then the processor's own lane of each input (retries, requeues, replays)
-        lanes = tuple(keys.retry_lane(stream, spec.group) for stream in spec.inputs)
-        self.lanes = lanes
-        self._origins = spec.inputs + spec.inputs  # stream index -> the input it belongs to
-        self.reader = Reader(
+        self.lanes = tuple(keys.retry_lane(stream, spec.group) for stream in spec.inputs)
+        origins = spec.inputs + spec.inputs  # stream index -> the input it belongs to
+        self.reader = reader = Reader(
             group=spec.group.encode(),
             consumer=consumer.encode(),
-            streams=tuple(stream.encode() for stream in spec.inputs + lanes),
+            streams=tuple(stream.encode() for stream in spec.inputs + self.lanes),
             count=spec.batch or settings.batch,
             block_ms=settings.block_ms,
         )
-        self._read_command = self.reader.read_command()
+        self._read_command = reader.read_command()
         self._outputs = tuple(stream.encode() for stream in spec.outputs)
-        self._allowed = spec.publishable
-        self._dead_lanes = tuple(keys.dead_lane(s, spec.group).encode() for s in self._origins)
-        self._own_stores = tuple(keys.delayed_store(lane).encode() for lane in lanes + lanes)
+        self._own_stores = tuple(keys.delayed_store(lane).encode() for lane in self.lanes * 2)
         self._wake_channel = keys.delayed_wake(settings.key_prefix).encode()
         self._bucket_ms = settings.delayed_bucket_ms if settings.delayed_layout == "buckets" else 0
-        self._policy = spec.retry
-        self._random = random.Random()
-        self._claim_idle_ms = round((spec.claim_idle or settings.claim_idle) * 1000)
+        claim_idle_ms = round((spec.claim_idle or settings.claim_idle) * 1000)
         self._read_timeout = settings.block_ms / 1000 + settings.socket_timeout
         self._runner = BatchRunner(spec.concurrency or settings.concurrency)
-        self._connections: list[RespConnection] = []
+        self._session = Session(url, settings, spec.group, spec.name, self.stats)
+        self._reclaimer = Reclaimer(reader, claim_idle_ms, spec.name, self.stats)
+        self._handling = Handling(
+            spec, self._runner, redis, consumer, reader.streams, origins, claim_idle_ms
+        )
+        self._router = FailureRouter(spec, reader.streams, origins, self._own_stores, self.stats)
+        self._json = json_input_of(spec)  # None: protobuf entries
+        self.on_batch: BatchHook | None = None  # telemetry hook: metrics per batch, or off
         self._reads: RespConnection | None = None
         self._stopping = False
         self._reading = False
-        self._cursors = [b"0-0"] * len(self.reader.streams)
-        self._next_reclaim = 0.0
-        self._incident_since: float | None = None
-        self._incident_retries = 0
         self.ready = anyio.Event()
-        self.on_batch: BatchHook | None = None  # telemetry hook: metrics per batch, or off
-        self.tracer: Tracer | None = None  # telemetry hook: None while tracing is off
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -173,15 +133,27 @@ class ProcessorLoop:
                     try:
                         await self._run_connected()
                     except (ConnectionError, OSError, TimeoutError, ReplyError) as exc:
-                        await self._incident(exc)
+                        self._reads = None
+                        if await self._session.incident(exc):  # the group is gone: from 0
+                            self.spec = replace(self.spec, from_beginning=True)
             finally:
                 helpers.cancel_scope.cancel()
                 with anyio.move_on_after(1.0, shield=True):
-                    await self._close_connections()
+                    self._reads = None
+                    await self._session.close()
 
     def stop(self) -> None:
         """Ask the loop to finish its current batch and return (drain)."""
         self._stopping = True
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer of this loop's spans; None while tracing is off (telemetry hook)."""
+        return self._handling.tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Tracer | None) -> None:
+        self._handling.tracer = tracer
 
     @property
     def reading_client_id(self) -> int | None:
@@ -190,57 +162,47 @@ class ProcessorLoop:
             return self._reads.client_id
         return None
 
-    async def _open(self, role: str) -> RespConnection:
-        connection = await RespConnection.open(
-            await resp_url(self.url, self.settings),  # h8: the sentinels' current primary
-            connect_timeout=self.settings.connect_timeout,
-            reply_timeout=self.settings.socket_timeout,  # set-up, groups, claims: never hang
-            name=f"gristmill:{self.spec.group}:{role}",
-            tls=tls_context(self.url, self.settings),  # h8: TLS settings, see connect.py
-        )
-        self._connections.append(connection)
-        return connection
-
-    async def _close_connections(self) -> None:
-        connections, self._connections, self._reads = self._connections, [], None
-        for connection in connections:
-            connection.close()
-        for connection in connections:
-            await connection.wait_closed()
-
     async def _run_connected(self) -> None:
-        reads = self._reads = await self._open("read")
-        commits = await self._open("commit")
+        reads = self._reads = await self._session.open("read")
+        commits = await self._session.open("commit")
         inputs = len(self.spec.inputs)
-        group = self.reader.group
-        await ensure_groups(reads, self.reader.streams[:inputs], group, self.spec.from_beginning)
-        await ensure_groups(reads, self.reader.streams[inputs:], group, from_beginning=True)
+        group, streams = self.reader.group, self.reader.streams
+        await ensure_groups(reads, streams[:inputs], group, self.spec.from_beginning)
+        await ensure_groups(reads, streams[inputs:], group, from_beginning=True)
         await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)
-        self._recovered()
+        self._session.recovered()
         self.ready.set()
         # entries this consumer name holds from before (a reconnect) come first
         entries = self.reader.parse(await reads.call_packed(self.reader.own_pending_command()))
         in_flight: _SentCommit | None = None
         while True:
-            if not self._stopping and time.monotonic() >= self._next_reclaim:
-                fresh, suspects = await self._reclaim(reads)
+            if not self._stopping and self._reclaimer.due():
+                # settle first: our own unacked entries look idle to the reclaim, and running
+                # them again before a refused commit is noticed would repeat its work
+                if in_flight is not None:
+                    await self._settle(commits, in_flight)
+                    in_flight = None
+                fresh, suspects = await self._reclaimer.sweep(reads)
                 entries += fresh
-                if suspects:
-                    if in_flight is not None:
-                        await self._settle(commits, in_flight)
-                        in_flight = None
-                    await self._process_suspects(reads, commits, suspects)
+                for suspect in suspects:  # one at a time: only a poison entry climbs the cap
+                    claimed = await self._reclaimer.claim_one(reads, suspect)
+                    sent = await self._process(commits, claimed) if claimed else None
+                    if sent is not None:
+                        await self._settle(commits, sent)
             next_read = None if self._stopping else self._start_read(reads)
             if entries:
                 sent = await self._process(commits, entries)
                 if in_flight is not None:
                     await self._settle(commits, in_flight)
                 in_flight = sent
+            elif in_flight is not None:  # nothing new came: check the last commit now
+                await self._settle(commits, in_flight)
+                in_flight = None
             if next_read is None:
                 break
             try:
                 with anyio.fail_after(self._read_timeout):
-                    entries = self.reader.parse(_ok(await next_read))
+                    entries = self.reader.parse(_ok(await next_read, self.reader.streams))
             finally:
                 self._reading = False
         if in_flight is not None:
@@ -252,27 +214,28 @@ class ProcessorLoop:
 
     async def _settle(self, commits: RespConnection, sent: _SentCommit) -> None:
         if self.tracer is None:
-            await self._settle_traced(commits, sent)
+            await self._settle_reply(commits, sent)
             return
         span = tracing.batch_span(self.tracer, "commit", self.spec.name, 0)  # telemetry hook
         try:
-            await self._settle_traced(commits, sent)
+            await self._settle_reply(commits, sent)
         finally:
             span.end()
 
-    async def _settle_traced(self, commits: RespConnection, sent: _SentCommit) -> None:
+    async def _settle_reply(self, commits: RespConnection, sent: _SentCommit) -> None:
         with anyio.fail_after(self.settings.socket_timeout):
             reply = await sent.reply
             if is_error(reply) and str(reply).startswith("NOSCRIPT"):
                 await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)  # the server restarted
                 reply = await commits.call_packed(sent.payload)
         if is_error(reply):
-            # a script stops at the first refused command and keeps what it wrote before it
-            # (no rollback): retrying would write those outputs again, so stop instead
+            # the script checks ACL, key types and memory before its first write, so a
+            # refusal wrote nothing; a retry would only be refused again, so stop instead
             raise CommitRefused(
-                f"{self.spec.name}: the server refused a commit ({reply}); outputs before the "
-                "refused command may be written. Check the ACL of this user (XADD, XACK, "
-                "EVALSHA, RPUSH, ZADD) and the server's maxmemory"
+                f"{self.spec.name}: the server refused a commit ({reply}); it wrote nothing, "
+                "and this process stops so that it does not retry it forever. Check the ACL "
+                "of this user (XADD, XACK, EVALSHA, RPUSH, ZADD), the keys' types and the "
+                "server's maxmemory; another replica may take the entries over meanwhile"
             )
         skipped = reply[1:]
         if skipped:
@@ -282,99 +245,6 @@ class ProcessorLoop:
                 "outputs were dropped (that consumer publishes them)", len(skipped),
                 extra={"processor": self.spec.name},
             )  # fmt: skip
-
-    async def _reclaim(
-        self, connection: RespConnection
-    ) -> tuple[list[Entry], list[tuple[int, bytes, int]]]:
-        """Entries of silent consumers: first-time ones claimed now, repeat ones to claim singly.
-
-        An entry delivered before, and still not acked, may be what killed its worker. Claiming
-        a whole batch of them would count a delivery against every innocent entry beside it, so
-        those are claimed and committed one at a time (`_process_suspects`): only the poison
-        entry climbs to the crash-loop cap.
-        """
-        self._next_reclaim = time.monotonic() + self._claim_idle_ms / 2000
-        idle = await self.reader.idle_pending(connection, self._claim_idle_ms)
-        first_time: dict[int, dict[bytes, int]] = {}
-        suspects = []
-        for index, entry_id, deliveries in idle:
-            if deliveries <= 1:
-                first_time.setdefault(index, {})[entry_id] = deliveries
-            else:
-                suspects.append((index, entry_id, deliveries))
-        claimed: list[Entry] = []
-        for index, counts in first_time.items():
-            entries, deleted = await self.reader.claim(
-                connection, index, list(counts), self._claim_idle_ms, counts
-            )
-            claimed += entries
-            self._report_deleted(deleted)
-        if claimed or suspects:
-            self.stats.reclaimed += len(claimed)
-            log.info(
-                "reclaimed %d entries idle for over %d ms (%d more to retry one by one)",
-                len(claimed), self._claim_idle_ms, len(suspects),
-                extra={"processor": self.spec.name, "group": self.spec.group},
-            )  # fmt: skip
-        return claimed, suspects
-
-    async def _process_suspects(
-        self,
-        reads: RespConnection,
-        commits: RespConnection,
-        suspects: list[tuple[int, bytes, int]],
-    ) -> None:
-        for index, entry_id, deliveries in suspects:
-            claimed, deleted = await self.reader.claim(
-                reads, index, [entry_id], self._claim_idle_ms, {entry_id: deliveries}
-            )
-            self._report_deleted(deleted)
-            if claimed:
-                self.stats.reclaimed += 1
-                sent = await self._process(commits, claimed)
-                if sent is not None:
-                    await self._settle(commits, sent)
-
-    def _report_deleted(self, deleted: list[bytes]) -> None:
-        if deleted:
-            self.stats.lost_deleted += len(deleted)
-            log.error(
-                "%d pending entries were deleted from the stream before being acked (trimmed "
-                "or XDEL'd): they are lost; first ids %s",
-                len(deleted), [d.decode() for d in deleted[:5]],
-                extra={"processor": self.spec.name, "group": self.spec.group},
-            )  # fmt: skip
-
-    async def _incident(self, exc: BaseException) -> None:
-        self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        await self._close_connections()
-        if isinstance(exc, ReplyError) and exc.code == "NOGROUP":
-            # the stream or group was deleted (FLUSHALL, DEL, a server without persistence):
-            # recreate it at 0 so entries added since the stream came back are not skipped
-            log.error(
-                "consumer group %s is gone (%s); recreating it from the stream's start",
-                self.spec.group, exc, extra={"processor": self.spec.name},
-            )  # fmt: skip
-            self.spec = replace(self.spec, from_beginning=True)
-        if self._incident_since is None:  # logged once per incident, not once per retry
-            self._incident_since = time.monotonic()
-            self._incident_retries = 0
-            self.stats.incidents += 1
-            log.warning(
-                "server trouble, retrying with backoff: %s", self.stats.last_error,
-                extra={"processor": self.spec.name},
-            )  # fmt: skip
-        pause = RECONNECT_BACKOFF_S[min(self._incident_retries, len(RECONNECT_BACKOFF_S) - 1)]
-        self._incident_retries += 1
-        await anyio.sleep(pause)
-
-    def _recovered(self) -> None:
-        if self._incident_since is not None:
-            log.warning(
-                "recovered after %.1f s", time.monotonic() - self._incident_since,
-                extra={"processor": self.spec.name},
-            )  # fmt: skip
-            self._incident_since = None
 
     # -- one batch ---------------------------------------------------------------------------
 
@@ -391,15 +261,13 @@ class ProcessorLoop:
     async def _process_batch(
         self, commits: RespConnection, entries: list[Entry]
     ) -> _SentCommit | None:
-        slots = [_Slot(entry) for entry in entries]
+        settings = self.settings
         started = time.perf_counter()  # telemetry hook
-        await self._decode(slots)
-        runnable = [slot for slot in slots if slot.message is not None]
-        async with anyio.create_task_group() as group:
-            # sleeps through fast batches (cancelled at the end, it never runs)
-            group.start_soon(self._keep_claimed, [slot.entry for slot in runnable])
-            await self._runner.run(len(runnable), lambda index: self._handle(runnable[index]))
-            group.cancel_scope.cancel()
+        slots = await decode_batch(
+            entries, self.cache, self.spec.retry, settings.max_entry_bytes, self.spec.input_type,
+            self._json,
+        )  # fmt: skip
+        await self._handling.run(slots)
         handle_s = time.perf_counter() - started  # telemetry hook
         commit = await self._build_commit(slots)
         self.stats.batches += 1
@@ -408,226 +276,52 @@ class ProcessorLoop:
             self.on_batch(self.spec.name, len(entries), handle_s, first, last)
         if not len(commit):
             return None
-        payload = commit.pack(
-            self.reader.group, self.reader.consumer, self._wake_channel, self._bucket_ms
-        )
+        reader = self.reader
+        payload = commit.pack(reader.group, reader.consumer, self._wake_channel, self._bucket_ms)
         return _SentCommit(payload, commits.send_packed(payload))
 
-    async def _keep_claimed(self, entries: list[Entry]) -> None:
-        """While a batch is in handlers, keep its entries from being claimed by others."""
-        interval = self._claim_idle_ms / 3000
-        by_stream: dict[str, list[bytes]] = {}
-        for index, entry_id, _, _ in entries:  # an input or an own lane
-            by_stream.setdefault(self.reader.streams[index].decode(), []).append(entry_id)
-        while True:
-            await anyio.sleep(interval)
-            for stream, entry_ids in by_stream.items():
-                try:
-                    await keep_claimed(
-                        self.redis, stream, self.spec.group, self.consumer, entry_ids
-                    )
-                except Exception as exc:  # noqa: BLE001 - best effort; the commit decides
-                    log.warning(
-                        "could not refresh in-flight entries: %s", exc,
-                        extra={"processor": self.spec.name},
-                    )  # fmt: skip
-
-    async def _decode(self, slots: list[_Slot]) -> None:
-        max_bytes = self.settings.max_entry_bytes
-        cache = self.cache
-        unknown: set[bytes] = set()
-        json_in = self._json  # h7: JSON input
-        if json_in is not None and json_in.schema_id is None:  # h7: JSON input
-            json_in.schema_id = await cache.id_for(json_in.message_class.DESCRIPTOR)  # h7
-        for slot in slots:
-            try:
-                fields = slot.entry[2]
-                if json_in is not None and json_in.schema_id is not None:  # h7: JSON input
-                    fields = json_fields(fields, json_in.schema_id)  # h7: JSON input
-                slot.envelope = envelope = open_fields(fields, max_bytes)
-            except DecodeError as exc:
-                slot.failure = exc
-                continue
-            # opened first all the same: its record keeps the origin and history it carries
-            slot.verdict = crash_loop(slot.entry[3], self._policy)
-            if slot.verdict is not None:
-                continue  # it killed workers before: do not run it again
-            if json_in is not None:  # h7: JSON input
-                try:  # h7: JSON input
-                    slot.message = parse_json(envelope.payload, json_in)  # h7: JSON input
-                except DecodeError as exc:  # h7: JSON input
-                    slot.failure = exc  # h7: JSON input
-                continue  # h7: JSON input
-            if cache.get(envelope.schema_id) is None:
-                unknown.add(envelope.schema_id)
-                continue
-            try:
-                slot.message = decode(envelope, cache)
-            except DecodeError as exc:
-                slot.failure = exc
-        if not unknown:
-            return
-        failed = await resolve_unknown(cache, unknown)  # one fetch per new schema id
-        for slot in slots:
-            late = slot.envelope
-            if late is None or slot.verdict is not None or late.schema_id not in unknown:
-                continue
-            problem = failed.get(late.schema_id)
-            try:
-                if problem is not None:
-                    raise DecodeError(problem.reason, str(problem))
-                slot.message = decode(late, cache)
-            except DecodeError as exc:
-                slot.failure = exc
-
-    async def _handle(self, slot: _Slot) -> None:
-        index, entry_id, _, deliveries = slot.entry
-        envelope = slot.envelope
-        assert envelope is not None
-        assert slot.message is not None
-        context = Context(
-            self.spec.name, self._allowed, self._origins[index], entry_id.decode(),
-            envelope.attempt + deliveries - 1, envelope.headers,
-        )  # fmt: skip
-        slot.context = context
-        if self.tracer is None or not tracing.sampled(envelope.trace):
-            await self._run_handler(slot, context)  # untraced: no span, no cost
-            return
-        with tracing.handler_span(
-            self.tracer, self.spec.name, self._origins[index], self.spec.group,
-            context.entry_id, envelope.schema_id, context.attempt, envelope.trace,
-        ) as span:  # fmt: skip
-            # telemetry hook: a span per handler run; outputs carry its context
-            slot.trace = tracing.trace_fields(span)
-            await self._run_handler(slot, context)
-            tracing.end_run(span, slot.failure)
-
-    async def _run_handler(self, slot: _Slot, context: Context) -> None:
-        assert slot.message is not None
-        try:
-            if self.spec.timeout is None:
-                slot.result = await self.spec.handler(slot.message, context)
-            else:
-                with anyio.fail_after(self.spec.timeout):
-                    slot.result = await self.spec.handler(slot.message, context)
-        except (Exception, HandlerSignal) as exc:  # noqa: BLE001 - a handler's crash is data here
-            slot.failure = exc
-
-    async def _build_commit(self, slots: list[_Slot]) -> Commit:
+    async def _build_commit(self, slots: list[Slot]) -> Commit:
         commit = Commit()
         streams = self.reader.streams
         published = 0
         now_ms = self.clock.now_ms()
+        compress_above = self.settings.compress_above
         for slot in slots:
-            index, entry_id, fields, _ = slot.entry
+            index, entry_id, _, _ = slot.entry
             if slot.failure is None and slot.verdict is None:
                 try:
-                    outputs = await self._encode(slot)
+                    outputs = await encode_slot(
+                        slot, self.cache, self._outputs, self.spec.name, compress_above
+                    )
                 except Exception as exc:  # noqa: BLE001 - a bad return value fails its entry
                     slot.failure = exc
                 else:
-                    delay = slot.context._requeue_delay if slot.context else None
                     again = None
-                    if delay is not None:
-                        due_ms = now_ms + round(delay * 1000)
-                        member = pack_entry(with_attempt(fields, 1))
-                        again = [(self._own_stores[index], due_ms, member)]
+                    if slot.requeue_delay is not None:
+                        due_ms = now_ms + round(slot.requeue_delay * 1000)
+                        again = [(self._own_stores[index], due_ms, _requeued(slot))]
                         self.stats.requeued += 1
-                    if slot.trace:  # telemetry hook: outputs are children of the handler span
-                        outputs = [(stream, [*out, *slot.trace]) for stream, out in outputs]
                     commit.entry(streams[index], entry_id, outputs, again)
                     published += len(outputs)
                     continue
-            self._fail(commit, slot, now_ms)
+            self._router.route(commit, slot, now_ms)
         self.stats.handled += len(commit)
         self.stats.published += published
         return commit
 
-    async def _encode(self, slot: _Slot) -> list[tuple[bytes, list[bytes]]]:
-        result = slot.result
-        compress_above = self.settings.compress_above
-        if isinstance(result, Message) and not (slot.context and slot.context._outputs):
-            fields = encode_one(self.cache, result, compress_above)
-            if fields is not None:  # one message, a known type: most handlers, every time
-                return [(stream, fields) for stream in self._outputs]
-        messages = returned_messages(result, self.spec.name)
-        try:
-            return encode(self.cache, messages, self._outputs, slot.context, compress_above)
-        except LookupError:  # a message type this process has not registered yet
-            await self._register_types(slot, messages)
-            return encode(self.cache, messages, self._outputs, slot.context, compress_above)
 
-    async def _register_types(self, slot: _Slot, messages: Any) -> None:
-        extra = [m for _, m in slot.context._outputs] if slot.context else []
-        for message in [*messages, *extra]:
-            if self.cache.cached_id(message.DESCRIPTOR) is None:
-                await self.cache.id_for(message.DESCRIPTOR)
-
-    def _fail(self, commit: Commit, slot: _Slot, now_ms: int) -> None:
-        """Retry the entry later through the delayed store, or dead-letter it, per the policy."""
-        index, entry_id, fields, deliveries = slot.entry
-        envelope = slot.envelope
-        attempt = envelope.attempt + deliveries - 1 if envelope else deliveries
-        # a retry keeps naming the input entry it came from, and when it first failed
-        origin = (envelope.origin if envelope else None) or b"%s/%s" % (
-            self._origins[index].encode(), entry_id,
-        )  # fmt: skip
-        first_failure_ms = (envelope.failed_at if envelope else None) or now_ms
-        failure = slot.failure
-        decision: Decision
-        if slot.verdict is not None:
-            decision = slot.verdict
-        else:
-            assert isinstance(failure, Exception)
-            decision = decide(failure, attempt, self._policy, self._random.random())
-        input_key = self.reader.streams[index]
-        if isinstance(decision, RetryAfter):
-            retry = {
-                ATTEMPT: str(decision.next_attempt).encode(),
-                ORIGIN: origin,
-                FAILED_AT: str(first_failure_ms).encode(),
-            }
-            retry.update(zip(slot.trace[::2], slot.trace[1::2], strict=True))  # telemetry hook
-            member = pack_entry(with_fields(fields, retry))
-            due = [(self._own_stores[index], now_ms + decision.delay_ms, member)]
-            commit.entry(input_key, entry_id, [], due)
-            self.stats.retried += 1
-            log.info(
-                "attempt %d failed (%s: %s); retry in %d ms", attempt,
-                type(failure).__name__, failure, decision.delay_ms,
-                extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
-            )  # fmt: skip
-            return
-        reason = decision.reason
-        self.stats.errors_by_reason[reason] = self.stats.errors_by_reason.get(reason, 0) + 1
-        if slot.verdict is not None:
-            runs = attempt - 1  # it crashed its workers that often; it was not run again
-        elif slot.message is None:
-            runs = envelope.attempt - 1 if envelope else 0  # bad input: never reached the handler
-        else:
-            runs = attempt
-        origin_stream, _, origin_id = origin.decode(errors="replace").rpartition("/")
-        dead = build_fields(
-            fields, reason=reason, origin_stream=origin_stream, origin_id=origin_id,
-            attempts=runs, first_failure_ms=first_failure_ms, last_failure_ms=now_ms,
-            exc=failure, message=decision.detail,
-        )  # fmt: skip
-        commit.entry(input_key, entry_id, [(self._dead_lanes[index], dead)])
-        self.stats.dead_lettered += 1
-        log.warning(
-            "entry dead-lettered after %d runs: %s (%s)", runs, reason,
-            decision.detail or failure,
-            extra={"processor": self.spec.name, "entry_id": entry_id.decode()},
-        )  # fmt: skip
+def _requeued(slot: Slot) -> bytes:
+    """The entry as a requeue parks it: attempt back to 1, one more requeue counted."""
+    requeues = slot.envelope.requeues + 1 if slot.envelope is not None else 1
+    updates = {ATTEMPT: None, REQUEUES: str(requeues).encode()}
+    return pack_entry(with_fields(slot.entry[2], updates))
 
 
-class CommitRefused(ScriptError):
-    """Raised when the server refuses a commit script midway: the processor stops."""
-
-    reason = "commit_refused"
-
-
-def _ok(reply: Any) -> Any:
+def _ok(reply: Any, streams: tuple[bytes, ...]) -> Any:
     if is_error(reply):
-        raise ReplyError(str(reply))
+        text = str(reply)
+        if text.startswith("WRONGTYPE"):  # the server does not say which key
+            names = ", ".join(stream.decode() for stream in streams)
+            text += f" (reading {names}: one of them is not a stream)"
+        raise ReplyError(text)
     return reply

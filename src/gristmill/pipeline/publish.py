@@ -5,7 +5,7 @@ The arguments are packed here, flat, so the script walks them without decoding a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gristmill import scripts
 from gristmill.envelope import PAYLOAD, SCHEMA_ID
@@ -23,24 +23,42 @@ _COUNTS = tuple(str(number).encode() for number in range(_SMALL))  # ARGV counts
 
 Delayed = list[tuple[bytes, int, bytes]]  # (delayed store key, due ms, packed entry)
 
+# what the script does to a key; it checks ACL and TYPE for each before its first write
+_ACK, _ADD, _STORE = 1, 2, 4
+_ROLE_LETTER = {_ACK: ord("i"), _ADD: ord("s"), _ACK | _ADD: ord("a"), _STORE: ord("d")}
+
+
+def _later(a: bytes, b: bytes) -> bool:
+    """True if stream id `a` comes after `b` (ids of equal length compare as bytes)."""
+    if len(a) == len(b):
+        return a > b
+    a_ms, _, a_seq = a.partition(b"-")
+    b_ms, _, b_seq = b.partition(b"-")
+    return (int(a_ms), int(a_seq or 0)) > (int(b_ms), int(b_seq or 0))
+
 
 class Commit:
     """The outputs and acks of one batch, gathered entry by entry, then sent in one call."""
 
-    __slots__ = ("_entries", "_entry_count", "_inputs", "_key_index", "_keys")
+    __slots__ = ("_entries", "_entry_count", "_key_index", "_keys", "_roles", "_spans")
 
     def __init__(self) -> None:
         self._keys: list[bytes] = []
         self._key_index: dict[bytes, bytes] = {}  # key -> its 1-based index, as ARGV bytes
-        self._inputs: dict[bytes, int] = {}  # input key index -> entries of it in this batch
+        self._roles: list[int] = []  # per key: a bit set of _ACK, _ADD, _STORE
+        # input key index -> [lowest id, highest id, entries of it in this batch]
+        self._spans: dict[bytes, list[Any]] = {}
         self._entries: list[bytes] = []
         self._entry_count = 0
 
-    def _index(self, key: bytes) -> bytes:
+    def _index(self, key: bytes, role: int) -> bytes:
         index = self._key_index.get(key)
         if index is None:
             self._keys.append(key)
+            self._roles.append(role)
             index = self._key_index[key] = str(len(self._keys)).encode()
+        else:
+            self._roles[int(index) - 1] |= role
         return index
 
     def entry(
@@ -52,13 +70,21 @@ class Commit:
     ) -> None:
         """Ack `entry_id` of `input_key`, XADD `outputs` and park `delayed`, if still ours."""
         key_index = self._key_index
-        index = key_index.get(input_key) or self._index(input_key)
-        self._inputs[index] = self._inputs.get(index, 0) + 1
+        index = key_index.get(input_key) or self._index(input_key, _ACK)
+        span = self._spans.get(index)
+        if span is None:
+            self._spans[index] = [entry_id, entry_id, 1]
+        else:
+            if _later(entry_id, span[1]):
+                span[1] = entry_id
+            elif _later(span[0], entry_id):
+                span[0] = entry_id
+            span[2] += 1
         entries = self._entries
         ops = len(outputs) + len(delayed) if delayed else len(outputs)
         entries += (index, entry_id, _COUNTS[ops] if ops < _SMALL else str(ops).encode())
         for stream, fields in outputs:
-            target = key_index.get(stream) or self._index(stream)
+            target = key_index.get(stream) or self._index(stream, _ADD)
             items = len(fields)
             if items == 4 and fields[0] is SCHEMA_ID and fields[2] is PAYLOAD:
                 entries += (_OP_ENVELOPE, target, fields[1], fields[3])  # the usual entry
@@ -66,7 +92,7 @@ class Commit:
             entries += (_OP_XADD, target, _COUNTS[items] if items < _SMALL else str(items).encode())
             entries += fields
         for store, due_ms, member in delayed or ():
-            entries += (_OP_DELAY, self._index(store), str(due_ms).encode(), member)
+            entries += (_OP_DELAY, self._index(store, _STORE), str(due_ms).encode(), member)
         self._entry_count += 1
 
     def __len__(self) -> int:
@@ -76,10 +102,10 @@ class Commit:
         """The EVALSHA command, packed (commit_batch.lua documents the arguments)."""
         args: list[bytes | str | int | float] = [b"EVALSHA", COMMIT.sha.encode(), len(self._keys)]
         args += self._keys
-        args += (group, consumer, wake_channel, bucket_ms, len(self._inputs))
-        for index, count in self._inputs.items():
-            # the whole PEL of this consumer: it holds this batch (and rarely leftovers)
-            args += (index, b"-", b"+", count)
+        roles = bytes(_ROLE_LETTER[role] for role in self._roles)
+        args += (group, consumer, wake_channel, bucket_ms, roles, len(self._spans))
+        for index, (first, last, count) in self._spans.items():
+            args += (index, first, last, count)  # exactly this batch's ids of this input
         args.append(self._entry_count)
         args += self._entries
         return pack_command(tuple(args))

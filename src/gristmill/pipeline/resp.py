@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
-from gristmill.errors import ServerError
+from gristmill.errors import ReplyError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -30,14 +30,6 @@ Arg = bytes | str | int | float
 def pack_command(args: tuple[Arg, ...]) -> bytes:
     """One command in RESP, packed by hiredis (in C)."""
     return cast("bytes", hiredis.pack_command(args))  # type: ignore[arg-type]  # stub too narrow
-
-
-class ReplyError(ServerError):
-    """Raised when the server answers a command with an error reply (`-ERR ...`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.code = message.split(" ", 1)[0]  # NOGROUP, NOSCRIPT, BUSYGROUP, ...
 
 
 class _Protocol(asyncio.Protocol):
@@ -139,10 +131,6 @@ class RespConnection:
         connection.client_id = int(replies[-1])
         return connection
 
-    @property
-    def is_closed(self) -> bool:
-        return self._protocol.closed.done()
-
     def _send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
         protocol = self._protocol
         if protocol.transport is None or protocol.lost is not None:
@@ -185,11 +173,6 @@ class RespConnection:
         async with asyncio.timeout(self.timeout):
             return [_checked(await future) for future in futures]
 
-    async def pipeline_raw(self, payload: bytes, count: int) -> list[Any]:
-        """Like `pipeline` for pre-packed commands; error replies are returned, not raised."""
-        futures = self._send(payload, count)
-        return [await future for future in futures]
-
     def close(self) -> None:
         if self._protocol.transport is not None:
             self._protocol.transport.close()
@@ -205,5 +188,5 @@ def _checked(reply: Any) -> Any:
 
 
 def is_error(reply: Any) -> bool:
-    """True if a raw reply (from `pipeline_raw`) is an error reply."""
+    """True if a raw reply (from `send_packed`) is an error reply."""
     return isinstance(reply, hiredis.ReplyError)

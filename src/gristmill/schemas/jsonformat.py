@@ -30,8 +30,6 @@ from gristmill.errors import ConfigError, DecodeError
 from gristmill.failures import reasons
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from gristmill.app import ProcessorSpec
 
 __all__ = ("JsonInput", "json_fields", "json_input_of", "parse_json", "to_json")
@@ -57,20 +55,19 @@ def json_input_of(spec: ProcessorSpec) -> JsonInput | None:
     Raises:
         ConfigError: If the format is unknown, or no message type can be found for JSON.
     """
-    options: Mapping[str, Any] = spec.options
-    input_format = options.get("input_format", "protobuf")
+    input_format = spec.input_format
     if input_format not in FORMATS:
         raise ConfigError(
             f"processor {spec.name!r}: input_format={input_format!r}; expected one of {FORMATS}"
         )
     if input_format != "json":
         return None
-    unknown = options.get("json_unknown_fields", "reject")
+    unknown = spec.json_unknown_fields
     if unknown not in ("reject", "ignore"):
         raise ConfigError(
             f"processor {spec.name!r}: json_unknown_fields={unknown!r}; expected reject or ignore"
         )
-    message_class = getattr(spec, "input_type", None) or options.get("input_type")
+    message_class: Any = spec.input_class
     if message_class is None:
         message_class = annotated_input(spec.handler)
     if not (isinstance(message_class, type) and issubclass(message_class, Message)):
@@ -78,7 +75,7 @@ def json_input_of(spec: ProcessorSpec) -> JsonInput | None:
             f"processor {spec.name!r}: input_format='json' needs the input's message class: "
             "pass input_type=MyMessage or annotate the handler's first parameter"
         )
-    return JsonInput(message_class, unknown)
+    return JsonInput(message_class, "ignore" if unknown == "ignore" else "reject")
 
 
 def annotated_input(handler: Any) -> Any:

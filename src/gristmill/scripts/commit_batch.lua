@@ -1,14 +1,23 @@
+#!lua
 --[[ commit_batch: publish a batch's outputs and ack its inputs, only for entries still ours.
   An entry that another consumer claimed meanwhile (its PEL record moved away from us) adds
   neither its outputs nor its ack: a crash or a claim never duplicates an output in Redis.
+
+  All or nothing: a script keeps what it wrote before a failing command (no rollback), so
+  everything that could refuse this commit midway is checked before its first write: the ACL
+  of every command on every key (redis.acl_check_cmd), the TYPE of every key, and memory (the
+  `#!lua` line without `allow-oom` makes the server refuse the whole call under maxmemory).
+  A refusal replies NOPERM / WRONGTYPE naming the command and key, having written nothing.
 
   KEYS[1..n]  every key the batch writes or acks: input streams, outputs, lanes (one slot in
               Cluster; the caller splits batches that span slots)
   ARGV[1] group   ARGV[2] consumer   ARGV[3] wake channel of the delayed stores
   ARGV[4] bucket width in ms of the delayed stores (0: one member per entry)
-  ARGV[5] number of input keys (m)
+  ARGV[5] role of each key, one letter per KEYS entry: 'i' an input (XACK), 's' a stream
+          written (XADD), 'a' both, 'd' a delayed store
+  ARGV[6] number of input keys (m)
   then m times: key index, lowest id, highest id, entry count  (the ownership check: one
-                XPENDING per input key over an id range, filtered to this consumer)
+                XPENDING per input key over the batch's exact id range, for this consumer)
   then the number of entries, then per entry:
        input key index, entry id, number of ops, and per op one of:
          'x', key index, number of items, items...    XADD key * items
@@ -21,7 +30,46 @@
 --!include lib/delayed_add.lua
 
 local group, consumer, wake_channel, bucket_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local i = 5
+local roles = ARGV[5]
+
+-- 1. checks: nothing below this block may fail
+local function refused(code, what)
+  return redis.error_reply(code .. ' commit_batch: ' .. what .. '; nothing of this commit was written')
+end
+local function may(command, ...)
+  return redis.acl_check_cmd(command, ...)
+end
+local function key_is(key, wanted)
+  local kind = redis.call('TYPE', key)['ok']
+  return kind == 'none' or kind == wanted, kind
+end
+local delayed = false
+for k = 1, #KEYS do
+  local key, role = KEYS[k], string.sub(roles, k, k)
+  local wanted = role == 'd' and 'zset' or 'stream'
+  local fits, kind = key_is(key, wanted)
+  if not fits then
+    return refused('WRONGTYPE', 'key ' .. key .. ' holds a ' .. kind .. ', not a ' .. wanted)
+  end
+  if (role == 'i' or role == 'a') and not may('XACK', key, group, '0-1') then
+    return refused('NOPERM', 'this user may not run XACK on ' .. key)
+  end
+  if (role == 's' or role == 'a') and not may('XADD', key, '*', 'f', 'v') then
+    return refused('NOPERM', 'this user may not run XADD on ' .. key)
+  end
+  if role == 'd' then
+    delayed = true
+    local probe = key .. ':0'
+    if not (may('ZADD', key, '0', 'm') and may('RPUSH', probe, 'm') and may('INCR', probe)) then
+      return refused('NOPERM', 'this user may not run ZADD, RPUSH and INCR on ' .. key .. '*')
+    end
+  end
+end
+if delayed and wake_channel ~= '' and not may('PUBLISH', wake_channel, 'w') then
+  return refused('NOPERM', 'this user may not PUBLISH to ' .. wake_channel)
+end
+
+local i = 6
 local owned = {}
 local inputs = tonumber(ARGV[i]); i = i + 1
 for _ = 1, inputs do
@@ -34,7 +82,44 @@ for _ = 1, inputs do
   for _, record in ipairs(pending) do set[record[1]] = true end
   owned[key_index] = set
 end
+local entries_at = i
 
+if delayed then
+  -- the lists and counters a delayed store derives from its key: their types, before any write
+  local width = tonumber(bucket_ms)
+  local j = entries_at + 1
+  for _ = 1, tonumber(ARGV[entries_at]) do
+    local ops = tonumber(ARGV[j + 2])
+    j = j + 3
+    for _ = 1, ops do
+      local op = ARGV[j]
+      if op == 'x' then
+        j = j + 3 + tonumber(ARGV[j + 2])
+      else
+        if op == 'd' then
+          local store = KEYS[tonumber(ARGV[j + 1])]
+          local derived, wanted = store .. ':seq', 'string'
+          if width > 0 then
+            local release = string.format('%.0f', math.ceil(tonumber(ARGV[j + 2]) / width) * width)
+            derived, wanted = store .. ':' .. release, 'list'
+          end
+          local fits, kind = key_is(derived, wanted)
+          if not fits then
+            return refused('WRONGTYPE', 'key ' .. derived .. ' holds a ' .. kind .. ', not a ' .. wanted)
+          end
+          if not is_packed_entry(ARGV[j + 3]) then
+            return refused('ERR', 'a delayed member is not a packed entry')
+          end
+        elseif op ~= 'e' then
+          return refused('ERR', 'unknown op ' .. tostring(op))
+        end
+        j = j + 4
+      end
+    end
+  end
+end
+
+-- 2. writes
 local acks = {}
 local committed, skipped = 0, {}
 local entries = tonumber(ARGV[i]); i = i + 1

@@ -1,0 +1,53 @@
+"""What the stages pass along: one entry of a batch on its way through, and the counters.
+
+Each stage fills in its part of a `Slot`: decode sets `envelope` and `message` (or `failure`,
+or `verdict` for a crash-looped entry), handle sets `context`, `result`, `published` and
+`requeue_delay` (or `failure`), and the commit building turns it into commit operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from gristmill.context import Context
+    from gristmill.envelope import Envelope
+    from gristmill.failures.policy import ToDeadLetter
+    from gristmill.pipeline.consume import Entry
+
+
+@dataclass(slots=True)
+class Slot:
+    """One entry of a batch on its way through the stages."""
+
+    entry: Entry
+    envelope: Envelope | None = None
+    message: Message | None = None
+    context: Context | None = None
+    result: object = None
+    published: list[tuple[str, Message]] = field(default_factory=list)  # ctx.publish calls
+    requeue_delay: float | None = None  # ctx.requeue(delay)
+    failure: BaseException | None = None
+    verdict: ToDeadLetter | None = None  # dead-lettered unrun (crash-loop cap)
+    trace: list[bytes] = field(default_factory=list)  # telemetry hook: the handler span's fields
+
+
+@dataclass
+class ProcessorStats:
+    """Counters of one processor since start; read by health and metrics."""
+
+    batches: int = 0
+    handled: int = 0
+    published: int = 0
+    dead_lettered: int = 0
+    retried: int = 0  # failed entries parked in the delayed store for another run
+    requeued: int = 0  # entries the handler asked to see again later (ctx.requeue)
+    skipped: int = 0  # claimed by another consumer before our commit
+    reclaimed: int = 0
+    lost_deleted: int = 0  # pending entries deleted from the stream before anyone acked them
+    incidents: int = 0
+    last_error: str = ""
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
