@@ -128,18 +128,15 @@ def test_the_input_type_comes_from_the_annotation_or_input_type() -> None:
     assert [f.message_class if f else None for f in found] == [Everything, Point]
 
 
-def test_json_without_a_type_or_with_a_bad_option_fails_at_start() -> None:
+def test_json_without_a_type_or_with_a_bad_option_fails_at_declaration() -> None:
     app = App("j")
-
-    @app.processor(input="in", input_format="json")
-    async def untyped(message, ctx):  # type: ignore[no-untyped-def]
-        ...
-
     with pytest.raises(ConfigError, match="needs the input's message class"):
-        json_input_of(app.processors["untyped"])
 
-    @app.processor(input="in", input_format="yaml")
-    async def yaml(message: object, ctx: object) -> None: ...
+        @app.processor(input="in", input_format="json")
+        async def untyped(message, ctx):  # type: ignore[no-untyped-def]
+            ...
 
     with pytest.raises(ConfigError, match="input_format='yaml'"):
-        json_input_of(app.processors["yaml"])
+
+        @app.processor(input="in", input_format="yaml")
+        async def yaml(message: object, ctx: object) -> None: ...
