@@ -34,6 +34,7 @@ LONG_RUNNING = {
     "make bench": "minutes of benchmarks; tests/bench/ smoke-tests the scenarios",
     "python -m bench": "the same benchmarks, one scenario at a time",
     "runtime serve": "serves until SIGTERM; tests/test_serve.py and others run it as a process",
+    "docker build": "builds the image for minutes; tests/deploy/test_container.py builds it with podman",
 }
 
 
