@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import redis as sync_redis
 from click.testing import CliRunner, Result
+from google.protobuf.struct_pb2 import Struct, Value
 
 from gristmill import keys
 from gristmill.cli import runtime
+from gristmill.producer import Publisher
+from gristmill.schemas.cache import SchemaCache
+from gristmill.schemas.registry import SchemaRegistry
 from gristmill.timing.delayed import DelayedStore
 
 if TYPE_CHECKING:
@@ -57,6 +61,22 @@ def test_stats_counts_every_registered_store(
     assert by_stream["payments"]["entries"] == 2
 
 
+def test_stats_hides_empty_stores_unless_asked(
+    cli: CliRunner, db: sync_redis.Redis, server: EmbeddedServer
+) -> None:
+    schedule(server.url, "orders", 2)
+    schedule(server.url, "retried", 1)
+    assert "moved 1 entries" in run(cli, "move-now", "retried", "--yes").stdout  # now empty
+    shown = [s["stream"] for s in as_json(run(cli, "stats", "--json"))["stores"]]
+    assert shown == ["orders"]
+    every = [s["stream"] for s in as_json(run(cli, "stats", "--all", "--json"))["stores"]]
+    assert every == ["orders", "retried"]
+    named = as_json(run(cli, "stats", "retried", "--json"))["stores"]
+    assert [(s["stream"], s["entries"]) for s in named] == [("retried", 0)]
+    run(cli, "move-now", "orders", "--yes")
+    assert "nothing waits in any delayed store (--all" in run(cli, "stats").stdout
+
+
 def test_stats_table_names_the_streams(
     cli: CliRunner, db: sync_redis.Redis, server: EmbeddedServer
 ) -> None:
@@ -73,9 +93,33 @@ def test_list_shows_the_earliest_entries_first(
 ) -> None:
     schedule(server.url, "orders", 10)
     entries = as_json(run(cli, "list", "orders", "--limit", "3", "--json"))
-    assert [e["fields"]["payload"]["value"] for e in entries] == ["0", "1", "2"]
-    assert entries[0]["fields"]["schema_id"]["base64"] is True
-    assert entries[0]["release_ms"] == T0
+    assert [e["release_ms"] for e in entries] == [T0, T0 + 1000, T0 + 1000]  # 1 s buckets
+    assert entries[0]["schema_id"] == "0x" + "ff" * 16  # not text: shown whole, in hex
+    assert entries[0]["error"]["reason"] == "unknown_schema"  # no such schema registered
+
+
+def test_list_decodes_entries_through_the_registry(
+    cli: CliRunner, db: sync_redis.Redis, server: EmbeddedServer
+) -> None:
+    async def main() -> str:
+        client = sync_redis.asyncio.Redis.from_url(server.url)
+        try:
+            publisher = Publisher(client)
+            for n in range(2):
+                await publisher.schedule("orders", Struct(fields={"n": Value(number_value=n)}),
+                                         delay=3600.0 + n, headers={"shop": "north"})  # fmt: skip
+            return (await SchemaCache(SchemaRegistry(client)).id_for(Struct.DESCRIPTOR)).decode()
+        finally:
+            await client.aclose()
+
+    schema_id = anyio.run(main)
+    entries = as_json(run(cli, "list", "orders", "--json"))
+    assert [e["message"] for e in entries] == [{"n": 0}, {"n": 1}]
+    assert entries[0]["schema_id"] == schema_id  # the whole id, as the registry names it
+    assert entries[0]["fields"]["h:shop"] == "north"
+    table = run(cli, "list", "orders").stdout
+    assert schema_id in table
+    assert '{"n": 1.0}' in table  # a Struct number is a double
 
 
 def test_list_of_an_empty_store_says_so(cli: CliRunner, db: sync_redis.Redis) -> None:

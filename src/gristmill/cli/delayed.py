@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,7 +14,9 @@ from gristmill import keys
 from gristmill.cli.connection import with_redis
 from gristmill.cli.output import fail, out, print_json
 from gristmill.cli.serve import settings_or_fail
-from gristmill.envelope import PAYLOAD, SCHEMA_ID
+from gristmill.schemas.cache import SchemaCache
+from gristmill.schemas.decoding import entry_json
+from gristmill.schemas.registry import SchemaRegistry
 from gristmill.timing.delayed import DelayedStore
 
 if TYPE_CHECKING:
@@ -54,14 +56,18 @@ def delayed() -> None:
 
 @delayed.command()
 @click.argument("streams", nargs=-1)
+@click.option("--all", "show_all", is_flag=True, help="Also list registered stores that are empty.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document for scripts.")
-def stats(streams: tuple[str, ...], as_json: bool) -> None:
-    """Waiting entries per target stream (all registered targets unless STREAMS are given)."""
+def stats(streams: tuple[str, ...], show_all: bool, as_json: bool) -> None:
+    """Waiting entries per target stream: every registered store that holds entries (with
+    --all, the empty ones too, such as retry lanes of past failures), or the STREAMS given."""
 
     async def collect(store: DelayedStore) -> tuple[list[StoreStats], str | None]:
         targets = list(streams) or await store.targets()
         leader = await store.redis.get(keys.lease("sweeper", store.prefix))
         found = [await store.stats(stream) for stream in targets]
+        if not (streams or show_all):
+            found = [s for s in found if s.entries]
         return found, leader.decode() if isinstance(leader, bytes) else None
 
     found, leader = _with_store(collect)
@@ -91,24 +97,20 @@ def stats(streams: tuple[str, ...], as_json: bool) -> None:
             _when(s.earliest_release_ms),
             _when(s.latest_release_ms),
         )
-    out.print(table)
+    if found:
+        out.print(table)
+    else:
+        out.print(
+            "nothing waits in any delayed store" + ("" if show_all else " (--all lists empty ones)")
+        )
     out.print(f"sweeper leader: {escape(leader) if leader else 'none (no sweeper running)'}")
 
 
-def _value(raw: bytes) -> dict[str, Any]:
-    # the same shape as `runtime dlq --json`: text as is, anything else base64
-    try:
-        return {"value": raw.decode(), "base64": False}
-    except UnicodeDecodeError:
-        return {"value": base64.b64encode(raw).decode(), "base64": True}
-
-
-def _entry_json(entry: DelayedEntry) -> dict[str, Any]:
-    pairs = zip(entry.fields[0::2], entry.fields[1::2], strict=True)
-    return {
-        "release_ms": entry.release_ms,
-        "fields": {name.decode(errors="replace"): _value(value) for name, value in pairs},
-    }
+def _entry_json(entry: DelayedEntry, line: dict[str, Any]) -> dict[str, Any]:
+    # `line` is entry_json's: schema_id as text, the payload decoded through the registry
+    # (or why it does not decode), and the other fields as text, as `runtime tail` shows them
+    del line["id"]
+    return {"release_ms": entry.release_ms, **line}
 
 
 @delayed.command("list")
@@ -116,25 +118,35 @@ def _entry_json(entry: DelayedEntry) -> dict[str, Any]:
 @click.option("--limit", default=20, show_default=True, help="How many entries, earliest first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document for scripts.")
 def list_entries(stream: str, limit: int, as_json: bool) -> None:
-    """The first entries waiting for STREAM, earliest release first."""
+    """The first entries waiting for STREAM, earliest release first, decoded through the
+    schema registry."""
     if limit < 1:
         fail(f"--limit {limit}", "give --limit a number of entries, 1 or more")
-    found = _with_store(lambda store: store.peek(stream, limit))
+    settings = settings_or_fail()
+
+    async def collect(store: DelayedStore) -> list[dict[str, Any]]:
+        cache = SchemaCache(SchemaRegistry(store.redis, settings.key_prefix))
+        found = []
+        for entry in await store.peek(stream, limit):
+            line = await entry_json(
+                "", entry.fields, cache, prefix=settings.key_prefix,
+                max_entry_bytes=settings.max_entry_bytes,
+            )  # fmt: skip
+            found.append(_entry_json(entry, line))
+        return found
+
+    found = _with_store(collect)
     if as_json:
-        print_json([_entry_json(entry) for entry in found])
+        print_json(found)
         return
-    table = Table("release (UTC)", "schema_id", "payload bytes", "other fields")
+    table = Table("release (UTC)", "schema_id", "message", "other fields")
     for entry in found:
-        fields = dict(zip(entry.fields[0::2], entry.fields[1::2], strict=True))
-        others = ", ".join(
-            f"{name.decode(errors='replace')}={value.decode(errors='replace')}"
-            for name, value in fields.items()
-            if name not in (SCHEMA_ID, PAYLOAD)
-        )
+        message = entry.get("message", entry.get("error"))
+        others = ", ".join(f"{name}={value}" for name, value in entry.get("fields", {}).items())
         table.add_row(
-            _when(entry.release_ms),
-            fields.get(SCHEMA_ID, b"").hex()[:16],
-            str(len(fields.get(PAYLOAD, b""))),
+            _when(entry["release_ms"]),
+            escape(entry.get("schema_id", "-")),
+            escape(json.dumps(message, ensure_ascii=False)),
             escape(others),
         )
     out.print(table)
