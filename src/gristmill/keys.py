@@ -10,7 +10,10 @@ No other module builds a key name.
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_PREFIX = "gm:"
+EXECUTION_CLASS = re.compile(r"[a-z0-9_-]{1,32}")  # the name of an execution class (class_lane)
 
 
 def has_hash_tag(name: str) -> bool:
@@ -90,6 +93,14 @@ def delayed_schema_ids(stream: str) -> str:
 def class_lane(stream: str, execution_class: str) -> str:
     """The stream where delayed entries of `stream` in `execution_class` (e.g. long) arrive."""
     return f"{slot_prefix(stream)}:class:{execution_class}"
+
+
+def is_class_lane(stream: str) -> bool:
+    """Whether `stream` is a class lane (`class_lane`'s form): only the sweeper writes one."""
+    base, sep, execution_class = stream.rpartition(":class:")
+    return (
+        bool(sep) and has_hash_tag(base) and EXECUTION_CLASS.fullmatch(execution_class) is not None
+    )
 
 
 def bridge_seen(stream: str) -> str:

@@ -1,13 +1,16 @@
-"""What an entry carries on the wire to its context and its outputs: requeues, key, trace."""
+"""What an entry carries on the wire to its context and its outputs: requeues, key, trace;
+and where a class lane's readers start."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from gristmill import App
+from gristmill.keys import class_lane, is_class_lane
 from gristmill.producer import Publisher
 from gristmill.settings import Settings
 from gristmill.testing import run_until_idle
+from gristmill.timing.delayed import DelayedStore
 from tests.pipeline.messages import Order
 from tests.typed_redis import raw, xrange
 
@@ -105,3 +108,31 @@ async def test_a_tickers_large_output_is_compressed_like_a_processors(
     [(_, fields), *_] = await xrange(redis, "ticks")
     assert fields[b"encoding"] == b"zstd"
     assert len(fields[b"payload"]) < 1000
+
+
+async def test_a_class_lane_input_reads_what_was_released_before_its_group_existed(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    # the sweeper may release long jobs before the first deploy of their processor: a class
+    # lane holds nothing but released entries, so its group starts at the lane's beginning
+    app = App("classes")
+    lane = class_lane("orders", "long")
+
+    @app.processor(input=lane, output="done")  # from_beginning left at its default
+    async def slow(order: Any, ctx: Context) -> Any:
+        return order
+
+    await Publisher(redis).schedule("orders", Order(id="early", sku="x"), delay=0.0,
+                                    execution_class="long")  # fmt: skip
+    assert await DelayedStore(redis).move_now(lane) == 1  # released before the group exists
+    result = await run_until_idle(app, url=server.url, redis=redis, settings=Settings(block_ms=50))
+    done: list[Any] = await result.published("done")
+    assert [o.id for o in done] == ["early"]
+
+
+def test_only_class_lanes_are_recognised_as_class_lanes() -> None:
+    assert is_class_lane(class_lane("orders", "long"))
+    assert is_class_lane(class_lane("{eu}.orders", "short-2"))
+    assert not is_class_lane("orders")
+    assert not is_class_lane("orders:class:long")  # no hash tag: a user's own stream name
+    assert not is_class_lane("{orders}:class:Long")  # not a class name

@@ -167,8 +167,11 @@ class ProcessorLoop:
         commits = await self._session.open("commit")
         inputs = len(self.spec.inputs)
         group, streams = self.reader.group, self.reader.streams
-        await ensure_groups(reads, streams[:inputs], group, self.spec.from_beginning)
-        await ensure_groups(reads, streams[inputs:], group, from_beginning=True)
+        # a class lane, like our own lanes, holds only what was released for its readers
+        lanes = tuple(s for s in streams[:inputs] if keys.is_class_lane(s.decode()))
+        inputs_at = tuple(s for s in streams[:inputs] if s not in lanes)
+        await ensure_groups(reads, inputs_at, group, self.spec.from_beginning)
+        await ensure_groups(reads, lanes + streams[inputs:], group, from_beginning=True)
         await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)
         self._session.recovered()
         self.ready.set()

@@ -16,7 +16,6 @@ the sweep is scripts/delayed_sweep.lua, one bounded batch per call.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -51,7 +50,6 @@ log = logging.getLogger(__name__)
 Layout = Literal["buckets", "zset"]
 Fencing = Literal["lease", "epoch"]
 MAX_BATCH = 1000  # entries per script call: ~2.5 ms of server time (FACTS.md)
-_CLASS_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 FOREVER_MS = 253_402_300_799_999  # 9999-12-31: "everything", for move-now
 
 
@@ -161,7 +159,7 @@ class DelayedStore:
         Returns:
             The number of entries parked.
         """
-        if execution_class and not _CLASS_NAME.fullmatch(execution_class):
+        if execution_class and not keys.EXECUTION_CLASS.fullmatch(execution_class):
             raise ValueError(
                 f"execution class {execution_class!r}: expected 1-32 of a-z 0-9 _ - (like 'long')"
             )
