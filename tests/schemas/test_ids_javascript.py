@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
+import random
 import shutil
+import struct
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
+from gristmill.schemas.defaults import canonical_default
 from gristmill.schemas.descriptors import file_set_of
 from gristmill.schemas.ids import schema_id_of
 from gristmill.schemas.protofiles import compile_proto
@@ -78,3 +83,43 @@ def test_javascript_agrees_on_the_builder_s_descriptors(tmp_path: Path) -> None:
     descriptor = person_schema(reverse=True).descriptor(PERSON)
     file_set = file_set_of(descriptor)
     assert _node_id(tmp_path, file_set, PERSON) == schema_id_of(descriptor)
+
+
+def _random_defaults(count: int) -> list[tuple[str, str]]:
+    """Default texts of every kind: random doubles and floats from random bits (every
+    magnitude, subnormals included), their %.17g/%.9g/%.6g spellings, integers, bytes."""
+    rng = random.Random(20261202)
+    cases: list[tuple[str, str]] = []
+    while len(cases) < count:
+        value = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        single = struct.unpack("<f", rng.getrandbits(32).to_bytes(4, "little"))[0]
+        if math.isfinite(value):
+            cases += [("double", repr(value)), ("double", f"{value:.17e}"), ("float", repr(value))]
+        if math.isfinite(single):
+            cases += [("float", f"{single:.9g}"), ("float", f"{single:.6g}")]
+        cases += [("double", f"{rng.randint(-10**6, 10**6) / 8}"),  # ties at the last digit
+                  ("float", f"{rng.randint(1, 10**7)}5e-1")]  # fmt: skip
+        integer = rng.randint(-(2**63), 2**63 - 1)
+        cases += [("int64", str(integer)), ("int64", f"{'-' if integer < 0 else ''}{abs(integer):#x}"),
+                  ("sint32", f"-0{rng.randint(0, 2**31):o}")]  # fmt: skip
+        blob = rng.randbytes(rng.randint(0, 12))
+        cases.append(("bytes", "".join(f"\\x{b:02x}" if b > 0x7E or b < 0x20 else chr(b)
+                                       for b in blob if b != 0x5C)))  # fmt: skip
+    return cases + [("double", text) for text in ("-0", "1e308", "4.9e-324", "2.5", "1234565")]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_javascript_writes_every_default_as_python_does() -> None:
+    assert NODE is not None
+    cases = _random_defaults(20_000)
+    done = subprocess.run(
+        [NODE, str(SCRIPT), "--defaults"], input=json.dumps(cases),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    javascript = json.loads(done.stdout)
+    differ = [
+        (case, mine, theirs)
+        for case, theirs in zip(cases, javascript, strict=True)
+        if (mine := canonical_default(*case)) != theirs
+    ]
+    assert not differ, f"{len(differ)} of {len(cases)} differ, e.g. {differ[:5]}"

@@ -23,8 +23,8 @@ Field: `{"default":str|null,"label":"optional"|"required"|"repeated","name":str,
 "number":int,"oneof":str,"packed":bool|null,"proto3_optional":bool,"type":"int32"|...,
 "type_name":str}` where `type` is the descriptor.proto type name in lower case without
 `TYPE_`, `type_name` the referenced full name without the dot (or ""), `oneof` the name of a
-real (not synthetic) oneof (or ""), `default` the proto2 default as written in
-`default_value` (or null), `packed` the explicit `[packed=...]` option (or null).
+real (not synthetic) oneof (or ""), `default` the proto2 default in `default_value` in the
+canonical text of `defaults.py` (or null), `packed` the explicit `[packed=...]` option (or null).
 Enum: `{"kind":"enum","name":str,"reserved_names":[str],"reserved_ranges":[[start,end]],
 "syntax":str,"values":[{"name":str,"number":int}]}` with values sorted by (number, name).
 Reserved names are sorted and deduplicated; reserved ranges sorted and merged (message ranges
@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import descriptor_pb2
 
 from gristmill.errors import InvalidSchema
+from gristmill.schemas.defaults import canonical_default
 from gristmill.schemas.descriptors import file_set_of
 from gristmill.schemas.wellknown import WELL_KNOWN_TYPES, is_well_known_file
 
@@ -151,7 +152,11 @@ def _field(
             raise InvalidSchema(f"{message_name}.{field.name}: oneof index out of range")
         oneof = message.oneof_decl[field.oneof_index].name
     return {
-        "default": field.default_value if field.HasField("default_value") else None,
+        "default": (
+            canonical_default(_TYPE_NAMES[field.type], field.default_value)
+            if field.HasField("default_value")
+            else None
+        ),
         "label": _LABEL_NAMES[field.label],
         "name": field.name,
         "number": field.number,
