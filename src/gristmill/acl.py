@@ -40,7 +40,7 @@ CONNECTION = (
 SCRIPTS = ("evalsha", "script|load")  # scripts/__init__.py and the commit connection
 REGISTRY = (
     "hget", "lrange", "get",  # schemas/registry.py: records, versions, compatibility mode
-    "lpos", "llen", "hsetnx", "rpush", "sadd",  # register_schema.lua
+    "lpos", "llen", "hsetnx", "rpush", "sadd", "incr",  # register_schema.lua
 )  # fmt: skip
 PROCESSOR = (
     "xreadgroup", "xgroup|create", "xpending", "xclaim", "xrange",  # pipeline/consume.py
@@ -97,7 +97,8 @@ def registry_keys(app: App, prefix: str) -> list[str]:
 
     An app that declares none may publish any message type: it gets every subject's keys.
     """
-    names = [escape_glob(keys.schemas(prefix)), escape_glob(keys.subjects(prefix))]
+    names = [escape_glob(keys.schemas(prefix)), escape_glob(keys.subjects(prefix)),
+             escape_glob(keys.schemas_epoch(prefix))]  # fmt: skip
     if not app.schemas:
         return [
             *names,

@@ -121,6 +121,12 @@ def schemas(prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}schemas"
 
 
+def schemas_epoch(prefix: str = DEFAULT_PREFIX) -> str:
+    """Counter: how many schema records were ever added (caches drop remembered misses on a
+    change)."""
+    return f"{prefix}schemas:epoch"
+
+
 def subject_versions(subject: str, prefix: str = DEFAULT_PREFIX) -> str:
     """List: the schema ids of `subject`, oldest first (version n is index n - 1)."""
     return f"{prefix}subject:{subject}"

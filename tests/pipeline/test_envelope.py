@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 import zstandard
 
@@ -54,3 +56,34 @@ def test_with_attempt_replaces_the_field() -> None:
     fields = with_attempt(seal(b"s", b"p", attempt=2), 3)
     assert fields.count(b"attempt") == 1
     assert open_fields(fields, 100).attempt == 3
+
+
+@pytest.mark.parametrize("payload_first", [False, True])
+def test_an_entry_of_only_schema_id_and_payload_is_sized_by_its_payload(
+    payload_first: bool,
+) -> None:
+    def entry(payload: bytes) -> list[bytes]:
+        pairs = [[b"schema_id", b"s1fW_Y7qmKvBtUCQBP"], [b"payload", payload]]
+        return [item for pair in (pairs[::-1] if payload_first else pairs) for item in pair]
+
+    assert open_fields(entry(b"x" * 990), 1000).payload == b"x" * 990  # 1,025 bytes stored
+    with pytest.raises(DecodeError) as caught:
+        open_fields(entry(b"x" * 1001), 1000)
+    assert caught.value.reason == "oversize"
+
+
+def test_a_zstd_frame_without_its_size_inflates_up_to_the_limit_only() -> None:
+    stream = zstandard.ZstdCompressor().stream_writer  # streamed frames declare no size
+    for size, outcome in ((900, None), (5_000, "bad_encoding")):
+        sink = io.BytesIO()
+        with stream(sink, closefd=False) as writer:
+            writer.write(b"y" * size)
+        frame = sink.getvalue()
+        assert zstandard.frame_content_size(frame) == -1
+        fields = [b"schema_id", b"s", b"payload", frame, b"encoding", b"zstd"]
+        if outcome is None:
+            assert open_fields(fields, 1000).payload == b"y" * size
+        else:
+            with pytest.raises(DecodeError) as caught:
+                open_fields(fields, 1000)
+            assert caught.value.reason == outcome

@@ -5,13 +5,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from gristmill import App, DeadLetter
+from gristmill import App, DeadLetter, keys
 from gristmill.errors import ConfigError
 from gristmill.failures.policy import RetryPolicy
 from gristmill.producer import Publisher
 from gristmill.runtime import Runtime
+from gristmill.schemas.ids import schema_id_of
+from gristmill.schemas.registry import SchemaRegistry
 from gristmill.settings import Settings
-from gristmill.testing import run_until_idle
+from gristmill.testing import RunResult, run_until_idle
 from tests.pipeline.messages import Invoice, Order, nested_payload
 from tests.typed_redis import raw, xrange
 
@@ -89,6 +91,37 @@ async def test_bad_entries_are_dead_lettered_with_a_reason(
     dead = await xrange(redis, "{orders}:dead:billing.bill")
     assert [fields[b"dl:reason"].decode() for _, fields in dead] == [*bad, "negative_quantity"]
     assert (await redis.xpending("orders", "billing.bill"))["pending"] == 0
+
+
+async def test_an_entry_written_just_after_its_schema_s_registration_is_decoded(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    # the runtime meets an id before anyone registered it (a producer that writes first) and
+    # remembers the miss; a registration must end that at once, not after the negative ttl
+    schema_id = schema_id_of(Order.DESCRIPTOR).encode()
+    payload = Order(id="late", sku="tea", quantity=2).SerializeToString()
+    fields = [b"schema_id", schema_id, b"payload", payload]
+    runtime = Runtime(billing_app(), FAST, server.url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(10):
+            await runtime.wait_ready()
+            await raw(redis, "XADD", "orders", "*", *fields)
+            dead = keys.dead_lane("orders", "billing.bill")
+            while not await redis.xlen(dead):
+                await anyio.sleep(0.02)
+            assert runtime.cache.stats()["negative_entries"] == 1
+            started = anyio.current_time()
+            await SchemaRegistry(redis).register(Order.DESCRIPTOR)  # the registration path
+            assert await redis.hexists(keys.schemas(), schema_id.decode())
+            await raw(redis, "XADD", "orders", "*", *fields)
+            while not await redis.xlen("invoices"):
+                await anyio.sleep(0.02)
+            assert anyio.current_time() - started < 5.0  # well inside the negative ttl
+        runtime.stop()
+    invoices: list[Any] = await RunResult(runtime, redis).published("invoices")
+    assert [i.order_id for i in invoices] == ["late"]
+    assert await redis.xlen(dead) == 1  # only the entry written before the registration
 
 
 async def test_deep_nesting_is_dead_lettered(server: EmbeddedServer, redis: Redis) -> None:

@@ -69,7 +69,8 @@ async def test_get_counts_hits_and_misses(redis: Redis) -> None:
     assert cache.get(schema_id) is not None
     assert (cache.hits, cache.misses) == (2, 1)
     assert cache.stats() == {
-        "hits": 2, "misses": 1, "fetches": 1, "evictions": 0, "entries": 1, "negative_entries": 0
+        "hits": 2, "misses": 1, "fetches": 1, "evictions": 0, "entries": 1,
+        "negative_entries": 0, "rechecks": 0,
     }  # fmt: skip
 
 
@@ -116,6 +117,35 @@ async def test_an_id_registered_after_a_miss_resolves_once_the_ttl_passed(redis:
     await registry.register(descriptor)
     clock.advance(6)
     assert (await cache.resolve(schema_id)).DESCRIPTOR.full_name == PERSON
+
+
+async def test_a_registration_ends_a_remembered_miss_at_once(redis: Redis) -> None:
+    clock = FakeClock()  # never advanced: the negative ttl does not run out
+    cache = SchemaCache(SchemaRegistry(redis), negative_ttl=5.0, clock=clock)
+    descriptor = person_schema()[PERSON].DESCRIPTOR
+    schema_id = schema_id_of(descriptor).encode()
+    with pytest.raises(SchemaNotFound):
+        await cache.resolve(schema_id)
+    await cache.recheck_misses([schema_id])  # nothing registered since: still a miss
+    with pytest.raises(SchemaNotFound):
+        await cache.resolve(schema_id)
+    assert (cache.fetches, cache.rechecks) == (1, 1)
+
+    await SchemaRegistry(redis).register(descriptor)  # another process's registry
+    await cache.recheck_misses([schema_id])
+    assert (await cache.resolve(schema_id)).DESCRIPTOR.full_name == PERSON
+    assert (cache.fetches, cache.rechecks) == (2, 2)
+
+
+async def test_a_recheck_costs_nothing_without_a_remembered_miss(redis: Redis) -> None:
+    await redis.hset(keys.schemas(), UNKNOWN.decode(), b"\x0a\x03abc")  # broken: stays broken
+    cache = SchemaCache(SchemaRegistry(redis))
+    with pytest.raises(InvalidSchema):
+        await cache.resolve(UNKNOWN)
+    gets_before = await command_calls(redis, "get")
+    await cache.recheck_misses([UNKNOWN, b"s1BBBBBBBBBBBBBBBB"])
+    assert await command_calls(redis, "get") == gets_before
+    assert cache.rechecks == 0
 
 
 async def test_a_broken_record_is_invalid_and_remembered(redis: Redis) -> None:

@@ -102,6 +102,7 @@ async def _decode_late(slots: list[Slot], cache: SchemaCache, unknown: set[bytes
 async def resolve_unknown(cache: SchemaCache, schema_ids: set[bytes]) -> dict[bytes, SchemaError]:
     """Fetch every id in `schema_ids` the cache lacks; returns the ids that failed, and why."""
     failed: dict[bytes, SchemaError] = {}
+    await cache.recheck_misses(schema_ids)  # a schema registered since a miss: fetch it again
     for schema_id in schema_ids:
         if cache.get(schema_id) is None:
             try:

@@ -4,7 +4,11 @@
 `resolve` fetches a missing id from the registry once, however many tasks ask at the same
 time (single flight), builds its class in a pool of its own, and remembers it; ids that have
 no record, or a record that does not build, are remembered for `negative_ttl` seconds so a
-stream full of them costs one fetch per interval, not one per entry.
+stream full of them costs one fetch per interval, not one per entry. A remembered miss is also
+forgotten as soon as a schema is registered anywhere: the registration script counts new
+records in an epoch key, each miss notes the epoch read just before it, and the pipeline asks
+`recheck_misses` once per batch that meets one (one GET), so an entry written just after its
+schema's registration is never refused as `unknown_schema`.
 
 Schema ids are content hashes, so a cached class never goes stale; the bound on entries exists
 for processes that meet many schemas, and bounds remembered failures the same way, so a
@@ -25,6 +29,8 @@ from gristmill.errors import SchemaError, SchemaNotFound
 from gristmill.schemas.descriptors import message_class
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from google.protobuf.descriptor import Descriptor
     from google.protobuf.message import Message
 
@@ -67,8 +73,10 @@ class SchemaCache:
         self.misses = 0
         self.fetches = 0
         self.evictions = 0
+        self.rechecks = 0
         self._classes: dict[bytes, type[Message]] = {}
-        self._failures: dict[bytes, tuple[int, SchemaError]] = {}  # id -> (expires_ms, error)
+        # id -> (expires_ms, error, registration epoch before the miss; None: never recheck)
+        self._failures: dict[bytes, tuple[int, SchemaError, int | None]] = {}
         self._ids: dict[MessageDescriptor, bytes] = {}
         self._resolving: dict[bytes, _Flight[type[Message]]] = {}
         self._registering: dict[MessageDescriptor, _Flight[bytes]] = {}
@@ -114,14 +122,17 @@ class SchemaCache:
         self._resolving[schema_id] = flight
         try:
             self.fetches += 1
+            epoch: int | None = None
             try:
-                record = await self.registry.fetch(schema_id.decode("ascii", "replace"))
+                text = schema_id.decode("ascii", "replace")
+                record, epoch = await self.registry.fetch_with_epoch(text)
                 if record is None:
                     raise SchemaNotFound(f"no schema registered under {schema_id[:64]!r}")
                 built = message_class(record.file_set, record.message_name)
             except SchemaError as exc:
                 flight.error = exc
-                self._remember_failure(schema_id, exc)
+                missing = isinstance(exc, SchemaNotFound)  # a broken record stays broken
+                self._remember_failure(schema_id, exc, epoch if missing else None)
                 log.warning(
                     "schema %r unusable: %s", schema_id[:64], exc, extra={"reason": exc.reason}
                 )
@@ -144,12 +155,27 @@ class SchemaCache:
             self.evictions += 1
         self._classes[schema_id] = built
 
-    def _remember_failure(self, schema_id: bytes, error: SchemaError) -> None:
+    def _remember_failure(self, schema_id: bytes, error: SchemaError, epoch: int | None) -> None:
         # bounded too: a stream of made-up ids must not grow the process; one ttl for all
         # means insertion order is expiry order, so the oldest entry goes first
         while len(self._failures) >= self.max_entries:
             del self._failures[next(iter(self._failures))]
-        self._failures[schema_id] = (self.clock.now_ms() + self.negative_ttl_ms, error)
+        self._failures[schema_id] = (self.clock.now_ms() + self.negative_ttl_ms, error, epoch)
+
+    async def recheck_misses(self, schema_ids: Iterable[bytes]) -> None:
+        """Forget the remembered misses among `schema_ids` if a schema was registered since.
+
+        One GET of the registration epoch, and only when one of them is a remembered miss; the
+        next `resolve` of a forgotten one fetches it again.
+        """
+        noted = {i: f[2] for i in schema_ids if (f := self._failures.get(i)) and f[2] is not None}
+        if not noted:
+            return
+        self.rechecks += 1
+        epoch = await self.registry.epoch()
+        for schema_id, seen in noted.items():
+            if seen is not None and seen < epoch:
+                self._failures.pop(schema_id, None)
 
     def cached_id(self, descriptor: MessageDescriptor) -> bytes | None:
         """The schema id of `descriptor` if this process registered it already; never does I/O."""
@@ -210,4 +236,5 @@ class SchemaCache:
             "evictions": self.evictions,
             "entries": len(self._classes),
             "negative_entries": len(self._failures),
+            "rechecks": self.rechecks,
         }

@@ -119,6 +119,7 @@ async def decode(
     cache = _cache_for(registry, prefix)
     if cache.get(envelope.schema_id) is None:
         try:
+            await cache.recheck_misses((envelope.schema_id,))
             await cache.resolve(envelope.schema_id)
         except SchemaError as exc:  # unknown_schema, schema_invalid
             raise DecodeError(exc.reason, str(exc)) from None

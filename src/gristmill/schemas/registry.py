@@ -130,9 +130,10 @@ class SchemaRegistry:
             if existing is not None:
                 _refuse_collision(record, existing)
             candidate = dataclasses.replace(record, version=len(ids) + 1)
+            registry_keys = [keys.schemas(self.prefix), versions_key, keys.subjects(self.prefix)]
             status, version, stored = await load("register_schema")(
                 self.redis,
-                [keys.schemas(self.prefix), versions_key, keys.subjects(self.prefix)],
+                [*registry_keys, keys.schemas_epoch(self.prefix)],
                 [candidate.schema_id, candidate.to_bytes(), len(ids) + 1, subject],
             )
             if _text(status) == "stale":
@@ -187,8 +188,33 @@ class SchemaRegistry:
         self.fetches += 1
         return await self._stored(schema_id)
 
+    async def fetch_with_epoch(self, schema_id: str) -> tuple[SchemaRecord | None, int | None]:
+        """`fetch`, and the registration epoch read just before it in the same round trip.
+
+        A later `epoch()` than the one returned with None means a record was added since, so
+        the miss may be one no longer. The epoch is None for a string that is no id at all.
+
+        Raises:
+            InvalidSchema: As `fetch`.
+        """
+        if not looks_like_schema_id(schema_id):
+            return None, None
+        self.fetches += 1
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.schemas_epoch(self.prefix))  # first: a record added after it is newer
+        pipe.hget(keys.schemas(self.prefix), schema_id)
+        epoch, data = await pipe.execute()
+        return self._record(schema_id, data), int(epoch or 0)
+
+    async def epoch(self) -> int:
+        """How many records were ever added (`register_schema.lua` counts them)."""
+        return int(await self.redis.get(keys.schemas_epoch(self.prefix)) or 0)
+
     async def _stored(self, schema_id: str) -> SchemaRecord | None:
-        data = await self.redis.hget(keys.schemas(self.prefix), schema_id)
+        return self._record(schema_id, await self.redis.hget(keys.schemas(self.prefix), schema_id))
+
+    @staticmethod
+    def _record(schema_id: str, data: bytes | str | None) -> SchemaRecord | None:
         if data is None:
             return None
         if isinstance(data, str):
