@@ -43,6 +43,9 @@ async def test_decode_returns_the_message_or_its_json(redis: Redis) -> None:
     assert await decode(first, redis, as_json=True) == to_json(SAMPLE)
     assert (await decode(first, redis, as_json=True))["customName"] == "s"
     assert await decode(second, redis, as_json=True) == {"raw": [1]}
+    with pytest.raises(DecodeError) as not_an_object:
+        await decode([b"payload", b"[1, 2]"], redis, as_json=True)
+    assert not_an_object.value.reason == "json_invalid"  # as a JSON processor dead-letters it
     with pytest.raises(DecodeError, match="missing_field"):
         await decode(second, redis)
     with pytest.raises(DecodeError) as unknown:

@@ -112,9 +112,14 @@ async def decode(
     if as_json and SCHEMA_ID not in names and PAYLOAD in names:
         payload = flat[2 * names.index(PAYLOAD) + 1]
         try:
-            return json.loads(payload)
+            parsed = json.loads(payload)
         except (UnicodeDecodeError, ValueError) as exc:
             raise DecodeError(reasons.JSON_INVALID, f"not JSON: {exc}") from None
+        if not isinstance(parsed, dict):  # as a JSON processor refuses it
+            raise DecodeError(
+                reasons.JSON_INVALID, f"a JSON {type(parsed).__name__}, not an object"
+            )
+        return parsed
     envelope = open_fields(flat, max_entry_bytes)
     cache = _cache_for(registry, prefix)
     if cache.get(envelope.schema_id) is None:
