@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from gristmill import keys
-from gristmill.bridges.pubsub import Bridge  # h7: bridges
+from gristmill.bridges.pubsub import Bridge
 from gristmill.connect import redis_client, server_url
 from gristmill.envelope import seal
 from gristmill.errors import ScriptError
@@ -78,7 +78,7 @@ class Runtime:
             if not wanted or name in wanted
         ]
         self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
-        self.bridges = [  # h7: bridges
+        self.bridges = [
             Bridge(spec, self.redis, settings, url)
             for name, spec in app.bridges.items()
             if not wanted or name in wanted
@@ -95,7 +95,7 @@ class Runtime:
         self._stop = anyio.Event()
         # telemetry hook: health port, metrics and tracing; gives each loop its hooks
         self.telemetry = RuntimeTelemetry(
-            app.name, settings, self.loops, self.cache, self._why_not_ready
+            app.name, settings, self.loops, self.cache, self._why_not_ready, self.bridges
         )
         self.telemetry.attach()
 
@@ -138,7 +138,7 @@ class Runtime:
                 async with anyio.create_task_group() as work:
                     for loop in self.loops:
                         work.start_soon(loop.run, name=f"processor:{loop.spec.name}")
-                    for bridge in self.bridges:  # h7: bridges
+                    for bridge in self.bridges:
                         work.start_soon(bridge.run, name=f"bridge:{bridge.spec.name}")
                     outer.start_soon(self._drain_on_stop, work.cancel_scope, name="drain")
                 outer.cancel_scope.cancel()  # every loop is done: end the timers with them
@@ -176,7 +176,7 @@ class Runtime:
         await self._stop.wait()
         for loop in self.loops:
             loop.stop()
-        for bridge in self.bridges:  # h7: bridges
+        for bridge in self.bridges:
             bridge.stop()
         await self._unblock_readers()
         await anyio.sleep(self.settings.grace)

@@ -13,7 +13,9 @@ from gristmill import App, keys
 from gristmill.bridges.buffer import BridgeBuffer, BridgeCounts
 from gristmill.bridges.pubsub import Bridge
 from gristmill.errors import ConfigError
+from gristmill.runtime import Runtime
 from gristmill.settings import Settings
+from tests.telemetry.probes import free_port, get_async
 from tests.typed_redis import xrange
 
 if TYPE_CHECKING:
@@ -162,3 +164,33 @@ def test_the_buffer_drops_and_reports_once_per_incident() -> None:
 def test_bad_declarations_fail_at_import(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _spec(**options)
+
+
+async def test_a_runtime_exports_each_bridge_s_counts_as_metrics(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    app = App("ingest")
+    app.bridge(channel="metered", stream="ingest", name="metered")
+    port = free_port()
+    runtime = Runtime(app, Settings(health_port=port, lease_ttl_ms=600), server.url)
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(20):
+            while not (runtime.bridges[0].subscribed and runtime.bridges[0].subscribed.is_set()):
+                await anyio.sleep(0.01)
+            await _publish(redis, "metered", 1200)
+            await _entries(redis, "ingest", 1200)
+            status, body = await get_async(f"http://127.0.0.1:{port}/metrics")
+        runtime.stop()
+    assert status == 200
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("gristmill_bridge")
+    }
+    counted = 'gristmill_bridge_messages_total{bridge="metered",outcome="%s"}'
+    assert samples[counted % "received"] == 1200
+    assert samples[counted % "written"] == 1200
+    assert samples[counted % "dropped_full"] == 0
+    assert samples[counted % "dropped_fenced"] == 0
+    assert samples['gristmill_bridge_buffered{bridge="metered"}'] == 0

@@ -20,10 +20,12 @@ from gristmill.telemetry import tracing
 from gristmill.telemetry.config import otlp_metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from redis.asyncio import Redis
 
+    from gristmill.bridges.buffer import BridgeCounts
+    from gristmill.bridges.pubsub import Bridge
     from gristmill.pipeline.processor import ProcessorLoop, ProcessorStats
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
@@ -59,17 +61,20 @@ class RuntimeTelemetry:
         loops: list[ProcessorLoop],
         cache: SchemaCache,
         not_ready: Callable[[], str | None],
+        bridges: Sequence[Bridge] = (),
     ) -> None:
         self.settings = settings
         self.loops = loops
+        self.bridges = bridges
         self.health = Health(settings.health_stale, not_ready)
         self.metrics: RuntimeMetrics | None = None
         if settings.health_port or otlp_metrics(os.environ):
             from gristmill.telemetry.metrics import RuntimeMetrics  # deferred: ~70 ms of imports
 
             self.metrics = RuntimeMetrics(
-                service, self._stats, cache, otlp=otlp_metrics(os.environ)
-            )
+                service, self._stats, cache, bridges=self._bridge_counts,
+                otlp=otlp_metrics(os.environ),
+            )  # fmt: skip
         self.server: HealthServer | None = None
         self.tracer = tracing.runtime_tracer()
         self._streams = sorted({s for loop in loops for s in loop.spec.inputs + loop.spec.outputs})
@@ -82,6 +87,9 @@ class RuntimeTelemetry:
 
     def _stats(self) -> Iterable[tuple[str, ProcessorStats]]:
         return [(loop.spec.name, loop.stats) for loop in self.loops]
+
+    def _bridge_counts(self) -> Iterable[tuple[str, BridgeCounts, int]]:
+        return [(b.spec.name, b.counts, len(b.buffer)) for b in self.bridges]
 
     def attach(self) -> None:
         """Give each processor loop its hooks (None where a signal is off)."""

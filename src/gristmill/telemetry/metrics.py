@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
 
+    from gristmill.bridges.buffer import BridgeCounts
     from gristmill.observe.shape import Snapshot
     from gristmill.pipeline.processor import ProcessorStats
     from gristmill.schemas.cache import SchemaCache
@@ -30,6 +31,8 @@ LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 
 StatsSource = Callable[[], Iterable[tuple[str, "ProcessorStats"]]]
+BridgeSource = Callable[[], Iterable[tuple[str, "BridgeCounts", int]]]  # name, counts, buffered
+BRIDGE_OUTCOMES = ("received", "written", "skipped", "dropped_full", "dropped_fenced")
 
 
 class RuntimeMetrics:
@@ -41,6 +44,7 @@ class RuntimeMetrics:
         stats: StatsSource,
         cache: SchemaCache | None = None,
         *,
+        bridges: BridgeSource = lambda: (),
         otlp: bool = False,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -66,6 +70,7 @@ class RuntimeMetrics:
             views=views,
         )
         self._stats = stats
+        self._bridges = bridges
         self._cache = cache
         self.snapshot: Snapshot | None = None
         meter = self.provider.get_meter("gristmill")
@@ -98,6 +103,19 @@ class RuntimeMetrics:
         meter.create_observable_counter(
             "gristmill_schema_cache", [self._cache_counts], "1", "schema cache hits/misses/fetches"
         )
+        meter.create_observable_counter(
+            "gristmill_bridge_messages", [self._bridge_counts], "1",
+            "pub/sub messages per bridge and outcome: received, written, skipped (redundant: "
+            "another replica wrote it), dropped_full (buffer full), dropped_fenced (lease lost)",
+        )  # fmt: skip
+        meter.create_observable_counter(
+            "gristmill_bridge_slow_writes", [self._bridge_slow], "1",
+            "bridge batches the server took longer than the warning threshold to accept",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            "gristmill_bridge_buffered", [self._bridge_buffered],
+            description="messages received and not yet written",
+        )  # fmt: skip
         gauges: dict[str, tuple[Callable[[CallbackOptions], Iterable[Observation]], str]] = {
             "gristmill_group_lag": (self._group("lag"), "entries not yet delivered to the group"),
             "gristmill_group_pending": (self._group("pending"), "delivered, not yet acked"),
@@ -159,6 +177,19 @@ class RuntimeMetrics:
             for outcome, count in self._cache.stats().items():
                 if outcome in ("hits", "misses", "fetches"):
                     yield Observation(count, {"outcome": outcome})
+
+    def _bridge_counts(self, _: CallbackOptions) -> Iterable[Observation]:
+        for name, counts, _buffered in self._bridges():
+            for outcome in BRIDGE_OUTCOMES:
+                yield Observation(getattr(counts, outcome), {"bridge": name, "outcome": outcome})
+
+    def _bridge_slow(self, _: CallbackOptions) -> Iterable[Observation]:
+        for name, counts, _buffered in self._bridges():
+            yield Observation(counts.slow_writes, {"bridge": name})
+
+    def _bridge_buffered(self, _: CallbackOptions) -> Iterable[Observation]:
+        for name, _counts, buffered in self._bridges():
+            yield Observation(buffered, {"bridge": name})
 
     def _group(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
