@@ -1,6 +1,7 @@
 """Scenario `telemetry`: the passthrough app with telemetry off, metrics on, and tracing on.
 
-    today         the code of the `main` branch (before telemetry), if git can export it
+    today         the committed `main` branch (without the working tree's changes), if git
+                  can export it: the baseline for a change under way
     off           GRISTMILL_HEALTH_PORT=0, no OTEL_*: the hot path skips every telemetry call
     metrics       the health port serves /metrics (scraped once a second by this process)
     carried       metrics, tracing off, but every entry carries a traceparent (1% sampled):

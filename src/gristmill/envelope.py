@@ -96,12 +96,35 @@ def open_fields(fields: list[bytes], max_bytes: int) -> Envelope:
     Raises:
         DecodeError: `missing_field`, `oversize` or `bad_encoding`, with what was wrong.
     """
-    if len(fields) == 4 and fields[0] == SCHEMA_ID and fields[2] == PAYLOAD:  # what we write
+    count = len(fields)
+    if count == 4 and fields[0] == SCHEMA_ID and fields[2] == PAYLOAD:  # what we write
         payload = fields[3]
         if len(payload) > max_bytes:
             raise DecodeError("oversize", f"payload of {len(payload)} bytes > {max_bytes}")
         return Envelope(fields[1], payload)
+    if count == 6 and fields[0] == SCHEMA_ID and fields[2] == PAYLOAD and fields[4] == TRACEPARENT:
+        # what a traced producer writes (sampled or not): no dict, no scan for headers
+        total = _TRACED_NAMES + len(fields[1]) + len(fields[3]) + len(fields[5])
+        if total > max_bytes:
+            raise DecodeError("oversize", f"entry of {total} bytes > {max_bytes}")
+        if not sampled(fields[5]):
+            return Envelope(fields[1], fields[3])
+        return Envelope(
+            fields[1], fields[3], trace={"traceparent": fields[5].decode("ascii", "replace")}
+        )
     return _open_general(fields, max_bytes)
+
+
+def sampled(traceparent: bytes) -> bool:
+    """True if a W3C `traceparent` (`00-<trace>-<span>-<flags>`) has its sampled flag set.
+
+    An unsampled context is not kept: no span is made for it, and the outputs do not carry
+    it on (as `Publisher` never writes one), so only sampled traces cost bytes downstream.
+    """
+    return len(traceparent) >= 55 and traceparent[54:55] in b"13579bdfBDF"
+
+
+_TRACED_NAMES = len(SCHEMA_ID) + len(PAYLOAD) + len(TRACEPARENT)
 
 
 def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
@@ -114,7 +137,7 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
         missing = "schema_id" if schema_id is None else "payload"
         raise DecodeError("missing_field", f"the entry has no `{missing}` field")
     # exactly schema_id and payload, in either order: the payload alone, as the fast path
-    total = len(payload) if len(fields) == 4 else sum(len(item) for item in fields)
+    total = len(payload) if len(fields) == 4 else sum(map(len, fields))
     if total > max_bytes:
         raise DecodeError("oversize", f"entry of {total} bytes > {max_bytes}")
     encoding = values.get(ENCODING)
@@ -135,6 +158,8 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
             headers[name[2:].decode(errors="replace")] = value.decode(errors="replace")
         elif name in (TRACEPARENT, TRACESTATE):
             trace[name.decode()] = value.decode(errors="replace")
+    if trace and not sampled(values.get(TRACEPARENT, b"")):
+        trace = {}  # tracestate alone, or an unsampled context: nothing to carry on
     return Envelope(
         schema_id, payload, max(attempt, 1), values.get(KEY), values.get(ORIGIN), headers, trace,
         failed_at, max(requeues, 0),

@@ -71,6 +71,31 @@ async def test_key_and_trace_context_reach_the_context_and_the_outputs(
     assert b"h:source" not in out  # user headers describe the input; they are not carried
 
 
+async def test_an_unsampled_trace_context_is_not_carried_on(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    # as Publisher never writes one: only sampled traces cost bytes in the streams downstream
+    seen: list[dict[str, str]] = []
+    app = App("carry")
+
+    @app.processor(input="orders", output="copies", from_beginning=True)
+    async def copy(order: Any, ctx: Context) -> Any:
+        seen.append(dict(ctx.trace))
+        return order
+
+    fields = await Publisher(redis).fields(Order(id="o", sku="x"))
+    unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    await raw(redis, "XADD", "orders", "*", *fields, "traceparent", unsampled)
+    await raw(redis, "XADD", "orders", "*", *fields, "key", "k", "traceparent", unsampled,
+              "tracestate", "gm=1")  # fmt: skip
+    await run_until_idle(app, url=server.url, redis=redis, settings=Settings(block_ms=50))
+    assert seen == [{}, {}]
+    outputs = [fields for _, fields in await xrange(redis, "copies")]
+    assert [sorted(out) for out in outputs] == [
+        [b"payload", b"schema_id"], [b"key", b"payload", b"schema_id"]
+    ]  # fmt: skip
+
+
 async def test_a_publisher_built_from_settings_registers_under_their_prefix(
     server: EmbeddedServer, redis: Redis
 ) -> None:

@@ -5,7 +5,7 @@ import io
 import pytest
 import zstandard
 
-from gristmill.envelope import open_fields, seal, with_attempt
+from gristmill.envelope import open_fields, sampled, seal, with_attempt
 from gristmill.errors import DecodeError
 
 
@@ -87,3 +87,23 @@ def test_a_zstd_frame_without_its_size_inflates_up_to_the_limit_only() -> None:
             with pytest.raises(DecodeError) as caught:
                 open_fields(fields, 1000)
             assert caught.value.reason == outcome
+
+
+def test_only_a_sampled_trace_context_is_kept_from_an_entry() -> None:
+    trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    for flags, kept in (("01", True), ("00", False), ("03", True), ("0a", False), ("0B", True)):
+        assert sampled(f"00-{trace_id}-{span_id}-{flags}".encode()) is kept, flags
+    assert not sampled(b"")
+    assert not sampled(b"garbage")
+    base = [b"schema_id", b"s1fW_Y7qmKvBtUCQBP", b"payload", b"p"]
+    unsampled = f"00-{trace_id}-{span_id}-00".encode()
+    sampled_one = f"00-{trace_id}-{span_id}-01".encode()
+    assert open_fields([*base, b"traceparent", unsampled], 1000).trace == {}
+    assert open_fields([*base, b"traceparent", unsampled, b"tracestate", b"a=1"], 1000).trace == {}
+    assert open_fields([*base, b"traceparent", sampled_one], 1000).trace == {
+        "traceparent": sampled_one.decode()
+    }
+    assert open_fields([*base, b"traceparent", sampled_one, b"tracestate", b"a=1"], 1000).trace == {
+        "traceparent": sampled_one.decode(),
+        "tracestate": "a=1",
+    }

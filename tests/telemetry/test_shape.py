@@ -16,7 +16,6 @@ from gristmill.observe.shape import (
 from gristmill.telemetry.config import otlp_metrics, trace_exporters
 from gristmill.telemetry.hooks import entry_ms
 from gristmill.telemetry.hosting import worker_env
-from gristmill.telemetry.tracing import sampled
 
 
 def _group(entries_read: int | None) -> GroupState:
@@ -79,14 +78,6 @@ def test_otlp_metrics_follow_the_same_variables() -> None:
     assert not otlp_metrics({})
     assert otlp_metrics({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://x:4318/v1/metrics"})
     assert not otlp_metrics({"OTEL_METRICS_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "x"})
-
-
-def test_only_entries_with_a_sampled_trace_context_get_spans() -> None:
-    trace_id, span_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-    assert sampled({"traceparent": f"00-{trace_id}-{span_id}-01"})
-    assert not sampled({"traceparent": f"00-{trace_id}-{span_id}-00"})
-    assert not sampled({})
-    assert not sampled({"traceparent": "garbage"})
 
 
 def test_each_worker_gets_a_health_port_of_its_own() -> None:

@@ -79,7 +79,7 @@ class Handling:
             trace=envelope.trace, requeues=envelope.requeues,
         )  # fmt: skip
         slot.context = context
-        if self.tracer is None or not tracing.sampled(envelope.trace):
+        if self.tracer is None or not envelope.trace:  # the envelope keeps sampled ones only
             await self._run(slot, context)  # untraced: no span, no cost
             return
         with tracing.handler_span(

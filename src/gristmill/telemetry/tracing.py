@@ -8,8 +8,8 @@ skips every call here.
 
 Sampling is parent-based and decided where a trace starts (`Publisher.publish`, by the SDK's
 OTEL_TRACES_SAMPLER, or any producer that writes a `traceparent`). Processors follow that
-decision: an entry with no trace context, or with an unsampled one, runs with no span at all,
-so it costs one dictionary lookup.
+decision: an entry with no trace context, or with an unsampled one (which the envelope drops
+as it reads the entry, see `envelope.sampled`), runs with no span at all.
 """
 
 from __future__ import annotations
@@ -68,17 +68,6 @@ def runtime_tracer() -> Tracer | None:
     if not isinstance(provider, TracerProvider):
         return None
     return provider.get_tracer(NAME)
-
-
-def sampled(fields_trace: Mapping[str, str]) -> bool:
-    """True if the entry carries a trace context with the sampled flag (W3C `...-01`)."""
-    traceparent = fields_trace.get("traceparent") if fields_trace else None
-    if traceparent is None or len(traceparent) < 55:
-        return False
-    try:
-        return bool(int(traceparent[53:55], 16) & 1)
-    except ValueError:
-        return False
 
 
 def carried(fields_trace: Mapping[str, str]) -> otel_context.Context | None:
