@@ -95,7 +95,13 @@ class Runtime:
         self._stop = anyio.Event()
         # telemetry hook: health port, metrics and tracing; gives each loop its hooks
         self.telemetry = RuntimeTelemetry(
-            app.name, settings, self.loops, self.cache, self._why_not_ready, self.bridges
+            app.name,
+            settings,
+            self.loops,
+            self.cache,
+            self._why_not_ready,
+            self.bridges,
+            self.sweeper,
         )
         self.telemetry.attach()
 

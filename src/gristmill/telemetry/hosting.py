@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
     from gristmill.telemetry.metrics import RuntimeMetrics
+    from gristmill.timing.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class RuntimeTelemetry:
         cache: SchemaCache,
         not_ready: Callable[[], str | None],
         bridges: Sequence[Bridge] = (),
+        sweeper: Sweeper | None = None,
     ) -> None:
         self.settings = settings
         self.loops = loops
@@ -73,6 +75,7 @@ class RuntimeTelemetry:
 
             self.metrics = RuntimeMetrics(
                 service, self._stats, cache, bridges=self._bridge_counts,
+                sweeper=lambda: sweeper.counts if sweeper is not None else None,
                 otlp=otlp_metrics(os.environ),
             )  # fmt: skip
         self.server: HealthServer | None = None

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gristmill.observe.shape import Snapshot
     from gristmill.pipeline.processor import ProcessorStats
     from gristmill.schemas.cache import SchemaCache
+    from gristmill.timing.sweeper import SweeperCounts
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
@@ -45,6 +46,7 @@ class RuntimeMetrics:
         cache: SchemaCache | None = None,
         *,
         bridges: BridgeSource = lambda: (),
+        sweeper: Callable[[], SweeperCounts | None] = lambda: None,
         otlp: bool = False,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -71,6 +73,7 @@ class RuntimeMetrics:
         )
         self._stats = stats
         self._bridges = bridges
+        self._sweeper = sweeper
         self._cache = cache
         self.snapshot: Snapshot | None = None
         meter = self.provider.get_meter("gristmill")
@@ -112,6 +115,20 @@ class RuntimeMetrics:
             "gristmill_bridge_slow_writes", [self._bridge_slow], "1",
             "bridge batches the server took longer than the warning threshold to accept",
         )  # fmt: skip
+        for name, text in {
+            "moved": "entries this process's sweeper moved from delayed stores into their streams "
+            "(the sweep rate is its rate)",
+            "batches": "sweep scripts this process's sweeper ran",
+            "refused": "sweeps refused by the lease token check (this process had lost the lease)",
+        }.items():
+            meter.create_observable_counter(
+                f"gristmill_sweeper_{name}", [self._sweeper_count(name)], "1", text
+            )
+        meter.create_observable_gauge(
+            "gristmill_delayed_next_due_seconds",
+            [self._next_due],
+            description="seconds until a delayed store's earliest entry is due (below 0: overdue)",
+        )
         meter.create_observable_gauge(
             "gristmill_bridge_buffered", [self._bridge_buffered],
             description="messages received and not yet written",
@@ -190,6 +207,23 @@ class RuntimeMetrics:
     def _bridge_buffered(self, _: CallbackOptions) -> Iterable[Observation]:
         for name, _counts, buffered in self._bridges():
             yield Observation(buffered, {"bridge": name})
+
+    def _sweeper_count(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_: CallbackOptions) -> Iterable[Observation]:
+            counts = self._sweeper()
+            if counts is not None:
+                yield Observation(getattr(counts, name))
+
+        return observe
+
+    def _next_due(self, _: CallbackOptions) -> Iterable[Observation]:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        for store in snapshot.delayed:
+            if store.next_due_ms is not None:
+                seconds = (store.next_due_ms - snapshot.taken_ms) / 1000
+                yield Observation(seconds, {"stream": store.stream})
 
     def _group(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:

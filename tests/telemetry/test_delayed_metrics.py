@@ -1,0 +1,74 @@
+"""A runtime's metrics show its sweeper's moves and its delayed stores' size and next due time."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from gristmill import App, Retry, keys
+from gristmill.producer import Publisher
+from gristmill.runtime import Runtime
+from gristmill.settings import Settings
+from tests.pipeline.messages import Order
+from tests.telemetry.probes import free_port, get_async
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gristmill.context import Context
+    from gristmill.embedded import EmbeddedServer
+
+SOON, LATER = 30, 7  # retried after 0.2 s (the sweeper moves them back), or after 120 s
+LANE = keys.retry_lane("orders", "parker.park")
+
+
+def _parker() -> App:
+    app = App("parker")
+
+    @app.processor(input="orders", output="done", from_beginning=True)
+    async def park(order: Any, ctx: Context) -> Any:
+        if ctx.attempt == 1:
+            raise Retry(delay=120 if order.sku == "later" else 0.2)
+        return order
+
+    return app
+
+
+def _samples(body: str) -> dict[str, float]:
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(("gristmill_sweeper", "gristmill_delayed"))
+    }
+
+
+async def test_metrics_show_the_sweep_and_what_waits_in_the_delayed_store(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    publisher = Publisher(redis)
+    await publisher.publish_many("orders", [Order(id=f"s{n}", sku="soon") for n in range(SOON)])
+    await publisher.publish_many("orders", [Order(id=f"l{n}", sku="later") for n in range(LATER)])
+    port = free_port()
+    runtime = Runtime(_parker(), Settings(block_ms=50, health_port=port), server.url)
+    parked_at = time.time()
+    seen: dict[str, float] = {}
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(30):
+            while await redis.xlen("done") < SOON:
+                await anyio.sleep(0.05)
+            waiting = f'gristmill_delayed_entries{{stream="{LANE}"}}'
+            while seen.get(waiting) != LATER:  # the sampler runs every 5 s
+                await anyio.sleep(0.2)
+                status, body = await get_async(f"http://127.0.0.1:{port}/metrics")
+                assert status == 200
+                seen = _samples(body)
+        runtime.stop()
+    assert seen["gristmill_sweeper_moved_total"] >= SOON  # the soon ones came back through it
+    assert seen["gristmill_sweeper_batches_total"] >= 1
+    assert seen["gristmill_sweeper_refused_total"] == 0
+    next_due = seen[f'gristmill_delayed_next_due_seconds{{stream="{LANE}"}}']
+    elapsed = time.time() - parked_at
+    assert 120 - elapsed - 2 <= next_due <= 120 + 1, (next_due, elapsed)  # 1 s buckets
