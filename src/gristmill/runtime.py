@@ -102,6 +102,7 @@ class Runtime:
             self._why_not_ready,
             self.bridges,
             self.sweeper,
+            [name for schema in app.schemas for name in schema.message_names()],
         )
         self.telemetry.attach()
 

@@ -64,6 +64,7 @@ class RuntimeTelemetry:
         not_ready: Callable[[], str | None],
         bridges: Sequence[Bridge] = (),
         sweeper: Sweeper | None = None,
+        subjects: Sequence[str] = (),
     ) -> None:
         self.settings = settings
         self.loops = loops
@@ -80,6 +81,7 @@ class RuntimeTelemetry:
             )  # fmt: skip
         self.server: HealthServer | None = None
         self.tracer = tracing.runtime_tracer()
+        self._subjects = sorted(set(subjects))  # the app's declared messages: a bounded set
         self._streams = sorted({s for loop in loops for s in loop.spec.inputs + loop.spec.outputs})
         # our own delayed stores only: the targets set names every service's (acl.py grants ours)
         self._lanes = sorted(
@@ -153,10 +155,21 @@ class RuntimeTelemetry:
                     prefix=self.settings.key_prefix,
                     delayed_targets=self._lanes,
                 )
+                versions = await self._schema_versions(redis)
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("metrics sample failed, will retry: %s", exc)
         else:
-            self.metrics.observe(snapshot)
+            self.metrics.observe(snapshot, versions)
+
+    async def _schema_versions(self, redis: Redis) -> dict[str, int]:
+        """The number of versions of each subject the app declares (one pipelined LLEN each)."""
+        if not self._subjects:
+            return {}
+        pipe = redis.pipeline(transaction=False)
+        for subject in self._subjects:
+            pipe.llen(keys.subject_versions(subject, self.settings.key_prefix))
+        counts = await pipe.execute()
+        return {s: int(n) for s, n in zip(self._subjects, counts, strict=True) if n}
 
     def close(self) -> None:
         """Close the health port and flush the exporters."""

@@ -76,6 +76,7 @@ class RuntimeMetrics:
         self._sweeper = sweeper
         self._cache = cache
         self.snapshot: Snapshot | None = None
+        self.schema_versions: dict[str, int] = {}
         meter = self.provider.get_meter("gristmill")
         self._batch_size = meter.create_histogram("gristmill_batch_size", "1", "entries per batch")
         self._handle_s = meter.create_histogram(
@@ -125,6 +126,11 @@ class RuntimeMetrics:
                 f"gristmill_sweeper_{name}", [self._sweeper_count(name)], "1", text
             )
         meter.create_observable_gauge(
+            "gristmill_schema_versions",
+            [self._versions],
+            description="versions registered per subject, for the messages the app declares",
+        )
+        meter.create_observable_gauge(
             "gristmill_delayed_next_due_seconds",
             [self._next_due],
             description="seconds until a delayed store's earliest entry is due (below 0: overdue)",
@@ -159,9 +165,11 @@ class RuntimeMetrics:
         self._latency_s.record(max(now_ms - first_ms, 0) / 1000, attributes)
         self._latency_s.record(max(now_ms - last_ms, 0) / 1000, attributes)
 
-    def observe(self, snapshot: Snapshot) -> None:
-        """Take the gauges' values from `snapshot` (the sampler calls this)."""
+    def observe(self, snapshot: Snapshot, schema_versions: dict[str, int] | None = None) -> None:
+        """Take the gauges' values from `snapshot` and the versions per subject (the sampler)."""
         self.snapshot = snapshot
+        if schema_versions is not None:
+            self.schema_versions = schema_versions
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric, collected now."""
@@ -215,6 +223,10 @@ class RuntimeMetrics:
                 yield Observation(getattr(counts, name))
 
         return observe
+
+    def _versions(self, _: CallbackOptions) -> Iterable[Observation]:
+        for subject, count in list(self.schema_versions.items()):
+            yield Observation(count, {"subject": subject})
 
     def _next_due(self, _: CallbackOptions) -> Iterable[Observation]:
         snapshot = self.snapshot

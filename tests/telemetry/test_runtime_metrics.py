@@ -1,4 +1,4 @@
-"""A runtime's metrics show its sweeper's moves and its delayed stores' size and next due time."""
+"""A runtime's own metrics: its sweeper's moves, its delayed stores, its subjects' versions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import anyio
 from gristmill import App, Retry, keys
 from gristmill.producer import Publisher
 from gristmill.runtime import Runtime
+from gristmill.schemas.build import SchemaBuilder
 from gristmill.settings import Settings
 from tests.pipeline.messages import Order
 from tests.telemetry.probes import free_port, get_async
@@ -40,7 +41,7 @@ def _samples(body: str) -> dict[str, float]:
     return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in body.splitlines()
-        if line.startswith(("gristmill_sweeper", "gristmill_delayed"))
+        if line.startswith(("gristmill_sweeper", "gristmill_delayed", "gristmill_schema_versions"))
     }
 
 
@@ -72,3 +73,36 @@ async def test_metrics_show_the_sweep_and_what_waits_in_the_delayed_store(
     next_due = seen[f'gristmill_delayed_next_due_seconds{{stream="{LANE}"}}']
     elapsed = time.time() - parked_at
     assert 120 - elapsed - 2 <= next_due <= 120 + 1, (next_due, elapsed)  # 1 s buckets
+
+
+async def test_metrics_count_the_versions_of_each_declared_subject(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    def reading(extra: bool) -> Any:
+        schema = SchemaBuilder("tests/meter.proto", package="tests.meter")
+        message = schema.message("Reading")
+        message.field("value", 1, "int64")
+        if extra:
+            message.field("unit", 2, "string")  # a compatible change: version 2
+        return schema.build()
+
+    await Publisher(redis).publish("readings", reading(False)["tests.meter.Reading"](value=1))
+    app = App("meter", schemas=[reading(True)])
+
+    @app.processor(input="readings", output="readings.seen")
+    async def see(message: Any, ctx: Context) -> Any:
+        return message
+
+    port = free_port()
+    runtime = Runtime(app, Settings(block_ms=50, health_port=port), server.url)
+    seen: dict[str, float] = {}
+    versions = 'gristmill_schema_versions{subject="tests.meter.Reading"}'
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.run)
+        with anyio.fail_after(20):
+            while versions not in seen:
+                await anyio.sleep(0.2)
+                status, body = await get_async(f"http://127.0.0.1:{port}/metrics")
+                seen = _samples(body) if status == 200 else {}
+        runtime.stop()
+    assert seen[versions] == 2  # the publisher's version and the app's own
