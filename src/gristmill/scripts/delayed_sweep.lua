@@ -60,7 +60,9 @@ end
 -- goes to the target as {delayed_corrupt = raw bytes}, which its consumers dead-letter.
 local schema_ids = {}  -- ref -> schema id, read once per call
 local function publish_compact(packed)
-  local code, at = read_varint(packed, 2)
+  local code, at = string.byte(packed, 2), 3  -- a one-byte varint: schema refs below 64
+  if code == nil then return false end
+  if code >= 128 then code, at = read_varint(packed, 2) end
   if code == nil then return false end
   local ref, size = math.floor(code / 2), 0
   if code % 2 == 1 then size, at = read_varint(packed, at) end
@@ -73,8 +75,9 @@ local function publish_compact(packed)
   end
   local payload = string.sub(packed, at + size)
   local added, reply
-  if size == 0 then
-    added, reply = pcall(redis.pcall, 'XADD', target, '*', 'schema_id', id, 'payload', payload)
+  if size == 0 then  -- every argument is a string: redis.pcall cannot raise, no pcall needed
+    reply = redis.pcall('XADD', target, '*', 'schema_id', id, 'payload', payload)
+    return type(reply) == 'string'
   else
     local ok, fields = pcall(cmsgpack.unpack, string.sub(packed, at, at + size - 1))
     if not ok or type(fields) ~= 'table' or #fields % 2 ~= 0 then return false end
