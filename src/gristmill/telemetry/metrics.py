@@ -1,7 +1,8 @@
 """The runtime's metrics (OpenTelemetry), exposed for Prometheus and, if configured, OTLP.
 
-Counters are read from each processor's `ProcessorStats` when a reader collects (observable
-instruments): the hot path only keeps its plain integer counts. Histograms take a few values
+Counters are read from each processor's `ProcessorStats`, each bridge's `BridgeCounts` and the
+sweeper's `SweeperCounts` when a reader collects (observable instruments): the hot path only
+keeps its plain integer counts. Histograms take a few values
 per batch (`batch_done`), never one per entry. Gauges of lag, pending, lanes, the delayed
 store and leases come from the last `Snapshot` the runtime's sampler took.
 """
