@@ -22,7 +22,7 @@ from gristmill.timing.delayed import DelayedStore
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from gristmill.timing.delayed import DelayedEntry, StoreStats
+    from gristmill.timing.waiting import DelayedEntry, StoreStats
 
 T = TypeVar("T")
 

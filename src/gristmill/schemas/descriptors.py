@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     # what `Message.DESCRIPTOR` is typed as: the stubs name both implementations
     MessageDescriptor = Descriptor | UpbDescriptor
 
-# A 2.6 MB schema took 0.5 s and 74 MB to load (FACTS.md); these bounds keep one hostile or
+# A 2.6 MB schema took 0.5 s and 74 MB to load in Python (docs/wire-format.md); these bounds keep one hostile or
 # mistaken record to a few milliseconds and megabytes in every consumer that meets it.
 MAX_FILES = 64
 MAX_TYPES = 2_000

@@ -10,7 +10,8 @@ so a store written under one layout setting is still swept after the setting cha
   the memory (docs/delayed.md has the figures).
 
 Writes go through scripts/lib/delayed_add.lua (also included by the runtime's commit script);
-the sweep is scripts/delayed_sweep.lua, one bounded batch per call.
+the sweep is scripts/delayed_sweep.lua, one bounded batch per call. Reading a store for people
+(counts, the first entries) is `waiting.py`.
 """
 
 from __future__ import annotations
@@ -23,19 +24,10 @@ from redis.exceptions import NoScriptError
 
 from gristmill import keys, scripts
 from gristmill.clock import SYSTEM_CLOCK, Clock
-from gristmill.envelope import PAYLOAD, SCHEMA_ID
 from gristmill.errors import ConfigError
 from gristmill.timing.due import due_ms_for
-from gristmill.timing.packing import (
-    is_compact_entry,
-    is_packed_entry,
-    pack_array_header,
-    pack_entry,
-    pack_str,
-    pack_uint,
-    unpack_compact,
-    unpack_entry,
-)
+from gristmill.timing.packing import pack_array_header, pack_entry, pack_str, pack_uint
+from gristmill.timing.waiting import DelayedEntry, StoreStats, peek, store_stats
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -49,7 +41,7 @@ log = logging.getLogger(__name__)
 
 Layout = Literal["buckets", "zset"]
 Fencing = Literal["lease", "epoch"]
-MAX_BATCH = 1000  # entries per script call: ~2.5 ms of server time (FACTS.md)
+MAX_BATCH = 1000  # entries per script call: ~2.5 ms of server time (docs/delayed.md)
 FOREVER_MS = 253_402_300_799_999  # 9999-12-31: "everything", for move-now
 
 
@@ -61,39 +53,6 @@ class SweepResult:
     moved: int
     next_release_ms: int | None  # the store's earliest release time after the call
     now_ms: int  # the time the script released up to (the server's, unless given)
-
-
-@dataclass(frozen=True, slots=True)
-class DelayedEntry:
-    """One waiting entry, for listing."""
-
-    release_ms: int
-    fields: list[bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    """How much waits in one store."""
-
-    stream: str
-    entries: int
-    buckets: int  # sorted-set members that are buckets (the rest are single entries)
-    earliest_release_ms: int | None
-    latest_release_ms: int | None
-
-
-def _as_bytes(value: object) -> bytes:
-    # redis-py types replies loosely; our clients do not decode responses
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise TypeError(f"expected a bulk string reply, got {type(value).__name__}")
-
-
-def _scored(reply: object) -> list[tuple[bytes, int]]:
-    assert isinstance(reply, list)
-    return [(_as_bytes(member), int(score)) for member, score in reply]
 
 
 class DelayedStore:
@@ -336,70 +295,9 @@ class DelayedStore:
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def stats(self, stream: str) -> StoreStats:
-        """Counts and the release-time range of `stream`'s store.
-
-        Bucket members are found with ZSCAN MATCH on the server (a packed entry never starts
-        with a digit), so a large zset-layout store is not sent over the wire to be counted.
-        """
-        store = keys.delayed_store(stream)
-        refs: set[bytes] = set()  # ZSCAN may return a member twice across a rehash
-        cursor = 0
-        while True:
-            cursor, page = await self.redis.zscan(store, cursor, match="[0-9]*", count=10_000)
-            refs.update(_as_bytes(member) for member, _ in page)
-            if cursor == 0:
-                break
-        entries = int(await self.redis.zcard(store)) - len(refs)
-        ordered = sorted(refs)
-        for start in range(0, len(ordered), MAX_BATCH):
-            pipe = self.redis.pipeline(transaction=False)
-            for ref in ordered[start : start + MAX_BATCH]:
-                pipe.llen(keys.delayed_bucket(stream, int(ref)))
-            entries += sum(int(n) for n in await pipe.execute())
-        buckets = len(refs)
-        first = _scored(await self.redis.zrange(store, 0, 0, withscores=True))
-        last = _scored(await self.redis.zrange(store, -1, -1, withscores=True))
-        return StoreStats(
-            stream=stream,
-            entries=entries,
-            buckets=buckets,
-            earliest_release_ms=first[0][1] if first else None,
-            latest_release_ms=last[0][1] if last else None,
-        )
+        """Counts and the release-time range of `stream`'s store (see `waiting.store_stats`)."""
+        return await store_stats(self.redis, stream)
 
     async def peek(self, stream: str, limit: int = 20) -> list[DelayedEntry]:
         """The first `limit` waiting entries of `stream`, earliest release first."""
-        store = keys.delayed_store(stream)
-        found: list[DelayedEntry] = []
-        ids: dict[int, bytes] = {}
-        start = 0
-        while len(found) < limit:
-            members = _scored(
-                await self.redis.zrange(store, start, start + limit - 1, withscores=True)
-            )
-            if not members:
-                break
-            for member, release in members:
-                if len(found) >= limit:
-                    break
-                if is_packed_entry(member):
-                    found.append(DelayedEntry(release, unpack_entry(member)))
-                    continue
-                bucket = keys.delayed_bucket(stream, int(member))
-                packed = await self.redis.lrange(bucket, 0, limit - len(found) - 1)
-                found.extend(
-                    [DelayedEntry(release, await self._unpack(stream, _as_bytes(raw), ids))
-                     for raw in packed]
-                )  # fmt: skip
-            start += limit
-        return found
-
-    async def _unpack(self, stream: str, member: bytes, ids: dict[int, bytes]) -> list[bytes]:
-        """The flat fields of a stored entry, wire or compact (its schema ref looked up)."""
-        if not is_compact_entry(member):
-            return unpack_entry(member)
-        ref, extra, payload = unpack_compact(member)
-        if ref not in ids:
-            found = await self.redis.hget(keys.delayed_schema_ids(stream), str(ref))
-            ids[ref] = b"?" if found is None else _as_bytes(found)
-        return [SCHEMA_ID, ids[ref], PAYLOAD, payload, *extra]
+        return await peek(self.redis, stream, limit)
