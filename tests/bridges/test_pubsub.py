@@ -15,7 +15,7 @@ from gristmill.bridges.pubsub import Bridge
 from gristmill.errors import ConfigError
 from gristmill.runtime import Runtime
 from gristmill.settings import Settings
-from tests.telemetry.probes import free_port, get_async
+from tests.telemetry.probes import free_port, get_async, metric_samples
 from tests.typed_redis import xrange
 
 if TYPE_CHECKING:
@@ -183,11 +183,7 @@ async def test_a_runtime_exports_each_bridge_s_counts_as_metrics(
             status, body = await get_async(f"http://127.0.0.1:{port}/metrics")
         runtime.stop()
     assert status == 200
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith("gristmill_bridge")
-    }
+    samples = metric_samples(body, "gristmill_bridge")
     counted = 'gristmill_bridge_messages_total{bridge="metered",outcome="%s"}'
     assert samples[counted % "received"] == 1200
     assert samples[counted % "written"] == 1200

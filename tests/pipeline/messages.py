@@ -6,6 +6,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from gristmill.timing.packing import pack_varint  # protobuf varints are the same LEB128
+
 _STRING, _INT64, _MESSAGE = 9, 3, 11
 _pool = descriptor_pool.DescriptorPool()
 _file = descriptor_pb2.FileDescriptorProto(
@@ -31,17 +33,5 @@ def nested_payload(depth: int) -> bytes:
     """A Node nested `depth` levels deep, encoded by hand (the runtime refuses to build it)."""
     payload = b""
     for _ in range(depth):
-        payload = b"\x0a" + _varint(len(payload)) + payload
+        payload = b"\x0a" + pack_varint(len(payload)) + payload
     return payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)

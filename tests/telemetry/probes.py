@@ -49,6 +49,16 @@ async def wait_for_status(url: str, status: int, within: float = 30.0) -> str:
     raise TimeoutError(f"{url} answered {seen} for {within} s, never {status}")
 
 
+def metric_samples(body: str, *prefixes: str) -> dict[str, float]:
+    """The samples of a Prometheus text exposition whose names start with `prefixes`:
+    `'name{labels}'` -> value."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(prefixes)
+    }
+
+
 def poll(condition: Callable[[], bool], within: float, what: str) -> None:
     """Wait (blocking) until `condition()` holds."""
     deadline = time.monotonic() + within

@@ -13,7 +13,7 @@ from gristmill.runtime import Runtime
 from gristmill.schemas.build import SchemaBuilder
 from gristmill.settings import Settings
 from tests.pipeline.messages import Order
-from tests.telemetry.probes import free_port, get_async
+from tests.telemetry.probes import free_port, get_async, metric_samples
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -37,12 +37,7 @@ def _parker() -> App:
     return app
 
 
-def _samples(body: str) -> dict[str, float]:
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith(("gristmill_sweeper", "gristmill_delayed", "gristmill_schema_versions"))
-    }
+OURS = ("gristmill_sweeper", "gristmill_delayed", "gristmill_schema_versions")
 
 
 async def test_metrics_show_the_sweep_and_what_waits_in_the_delayed_store(
@@ -65,7 +60,7 @@ async def test_metrics_show_the_sweep_and_what_waits_in_the_delayed_store(
                 await anyio.sleep(0.2)
                 status, body = await get_async(f"http://127.0.0.1:{port}/metrics")
                 assert status == 200
-                seen = _samples(body)
+                seen = metric_samples(body, *OURS)
         runtime.stop()
     assert seen["gristmill_sweeper_moved_total"] >= SOON  # the soon ones came back through it
     assert seen["gristmill_sweeper_batches_total"] >= 1
@@ -103,7 +98,7 @@ async def test_metrics_count_the_versions_of_each_declared_subject(
             while seen.get(versions) != 2:  # a sample may precede the app's registration
                 await anyio.sleep(0.2)
                 status, body = await get_async(f"http://127.0.0.1:{port}/metrics")
-                seen = _samples(body) if status == 200 else {}
+                seen = metric_samples(body, *OURS) if status == 200 else {}
         runtime.stop()
     # the publisher's version and the app's own, as the registry holds them
     assert await redis.llen(keys.subject_versions("tests.meter.Reading")) == seen[versions]

@@ -26,6 +26,7 @@ from gristmill.failures.deadletter import parse_fields
 from gristmill.producer import Publisher
 from gristmill.schemas.protofiles import load_proto
 from gristmill.testing import run_until_idle
+from gristmill.timing.packing import pack_varint  # protobuf varints are the same LEB128
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -117,17 +118,8 @@ def nested_tree(depth: int) -> bytes:
     """A Tree payload whose deepest sub-message is at level `depth` (root: 0), built by hand."""
     payload = b"\x12\x04leaf"  # leaf_name at the deepest level
     for _ in range(depth):
-        payload = b"\x0a" + _varint(len(payload)) + payload
+        payload = b"\x0a" + pack_varint(len(payload)) + payload
     return payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 async def xadd(redis: Redis, stream: str, *items: str | bytes) -> str:
