@@ -168,13 +168,17 @@ class SchemaCache:
         One GET of the registration epoch, and only when one of them is a remembered miss; the
         next `resolve` of a forgotten one fetches it again.
         """
-        noted = {i: f[2] for i in schema_ids if (f := self._failures.get(i)) and f[2] is not None}
+        noted: dict[bytes, int] = {}  # remembered misses -> the epoch before each
+        for schema_id in schema_ids:
+            failure = self._failures.get(schema_id)
+            if failure is not None and failure[2] is not None:
+                noted[schema_id] = failure[2]
         if not noted:
             return
         self.rechecks += 1
         epoch = await self.registry.epoch()
         for schema_id, seen in noted.items():
-            if seen is not None and seen < epoch:
+            if seen < epoch:
                 self._failures.pop(schema_id, None)
 
     def cached_id(self, descriptor: MessageDescriptor) -> bytes | None:

@@ -130,10 +130,14 @@ class SchemaRegistry:
             if existing is not None:
                 _refuse_collision(record, existing)
             candidate = dataclasses.replace(record, version=len(ids) + 1)
-            registry_keys = [keys.schemas(self.prefix), versions_key, keys.subjects(self.prefix)]
             status, version, stored = await load("register_schema")(
                 self.redis,
-                [*registry_keys, keys.schemas_epoch(self.prefix)],
+                [
+                    keys.schemas(self.prefix),
+                    versions_key,
+                    keys.subjects(self.prefix),
+                    keys.schemas_epoch(self.prefix),
+                ],
                 [candidate.schema_id, candidate.to_bytes(), len(ids) + 1, subject],
             )
             if _text(status) == "stale":
