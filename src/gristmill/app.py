@@ -17,18 +17,26 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Never, TypeAlias
+from typing import TYPE_CHECKING, Any, Never, TypeAlias
 
 from gristmill.errors import ConfigError
 from gristmill.failures.policy import RetryPolicy
 from gristmill.schemas.jsonformat import json_input_of
 
 if TYPE_CHECKING:
+    import contextlib
+
     from google.protobuf.message import Message
 
     from gristmill.bridges.spec import BridgeSpec
     from gristmill.context import Context
+    from gristmill.inprocess import ThreadedApp
+    from gristmill.pipeline.batch import TaskTracking
+    from gristmill.runtime import Runtime
     from gristmill.schemas.descriptors import BuiltSchema
+    from gristmill.settings import Settings
+    from gristmill.tasks.client import TaskClient
+    from gristmill.tasks.declare import Task, TaskDecorator
 
 HandlerResult: TypeAlias = "Message | Sequence[Message] | None"
 Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
@@ -114,6 +122,8 @@ class ProcessorSpec:
     input_class: type[Message] | None = None  # the class given as input_type=, if any
     input_format: str = "protobuf"  # "json": entries carry JSON for the input type
     json_unknown_fields: str = "reject"  # JSON keys the type has no field for: reject / ignore
+    tasks: TaskTracking | None = None  # a task queue's processor (gristmill.tasks.worker)
+    target: str | None = None  # a task queue's target: run only where GRISTMILL_TARGETS has it
 
     @property
     def publishable(self) -> frozenset[str]:
@@ -151,6 +161,7 @@ class App:
         self.tickers: dict[str, TickerSpec] = {}
         self.eager: dict[str, float] = {}  # stream -> seconds it may be released early when idle
         self.bridges: dict[str, BridgeSpec] = {}  # name -> pub/sub bridge (bridges/pubsub.py)
+        self.tasks: dict[str, Task[Any, Any]] = {}  # name -> task (gristmill.tasks)
 
     def processor(
         self,
@@ -264,6 +275,53 @@ class App:
 
         return register
 
+    def task(
+        self,
+        *,
+        queue: str = "default",
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        ttl: float | None = None,
+        result_ttl: float = 86_400.0,
+        timeout: float | None = None,
+        target: str | None = None,
+        tracked: bool = True,
+        batch: int | None = None,
+        concurrency: int | None = None,
+        **unknown: Never,
+    ) -> TaskDecorator:
+        """Declare `async def` as a task: calls to `.enqueue(...)` queue it, workers run it.
+
+        Args:
+            queue: The queue it is enqueued to; each queue is one stream, read by the workers
+                of every app that declares a task of that queue (group `tasks.<queue>`).
+            name: The task's name (unique per queue); defaults to the function's name.
+            retry: How failed runs are retried, then dead-lettered (default: RetryPolicy()).
+            ttl: Seconds a task may wait in its queue before it starts; past it, it is
+                dead-lettered as `expired` (state `expired`). None: it waits forever.
+            result_ttl: Seconds the record (state, result, history) is kept once finished.
+            timeout: Seconds one run may take; past it the run fails with TimeoutError.
+            target: Run only on workers whose GRISTMILL_TARGETS lists this target (its own
+                stream, `gm:tasks:<queue>@<target>`); enqueueing works from anywhere.
+            tracked: False: no record, no state, no result; only the run (fastest).
+            batch: Entries per read for this queue (default: GRISTMILL_BATCH).
+            concurrency: Tasks of this queue in flight per process (GRISTMILL_CONCURRENCY).
+
+        Raises:
+            ConfigError: If the function is not `async def`, a hint is not supported
+                (docs/tasks.md lists them), a name repeats, or a value is out of range.
+        """
+        if unknown:
+            _refuse_keywords(unknown, self.task)
+        from gristmill.tasks.declare import TaskDecorator
+
+        options = {
+            "queue": queue, "name": name, "retry": retry, "ttl": ttl, "result_ttl": result_ttl,
+            "timeout": timeout, "target": target, "tracked": tracked, "batch": batch,
+            "concurrency": concurrency,
+        }  # fmt: skip
+        return TaskDecorator(self, options)
+
     def every(
         self, seconds: float, *, output: str | Sequence[str], name: str | None = None
     ) -> Callable[[TickHandler], TickHandler]:
@@ -337,6 +395,35 @@ class App:
         self.bridges[spec.name] = spec
         return spec
 
+    def connected(
+        self, *, url: str | None = None, settings: Settings | None = None
+    ) -> contextlib.AbstractAsyncContextManager[TaskClient]:
+        """`async with app.connected():` enqueue and read this app's tasks (no workers run).
+
+        With no `url` (and no GRISTMILL_REDIS_URL) it uses the embedded server, as `serve`.
+        """
+        from gristmill.inprocess import connected
+
+        return connected(self, url=url, settings=settings)
+
+    def running(
+        self, *, url: str | None = None, settings: Settings | None = None
+    ) -> contextlib.AbstractAsyncContextManager[Runtime]:
+        """`async with app.running():` run this app's processors and task queues in this event
+        loop (e.g. a web app's lifespan) while the block runs; they drain on exit."""
+        from gristmill.inprocess import running
+
+        return running(self, url=url, settings=settings)
+
+    def start_in_thread(
+        self, *, url: str | None = None, settings: Settings | None = None
+    ) -> ThreadedApp:
+        """Run this app's workers in a background thread (a sync program: Flask, Django);
+        `task.enqueue_sync(...)` enqueues through it, `.stop()` drains it."""
+        from gristmill.inprocess import start_in_thread
+
+        return start_in_thread(self, url=url, settings=settings)
+
     def release_early(self, stream: str, *, within: float) -> None:
         """Let delayed entries of `stream` out up to `within` seconds early when it is idle.
 
@@ -367,6 +454,8 @@ class App:
             self.tickers[ticker.name] = ticker
         self.schemas += [schema for schema in other.schemas if schema not in self.schemas]
         self.eager.update(other.eager)
+        for task_name, declared in other.tasks.items():
+            self.tasks.setdefault(task_name, declared)
         for bridge in other.bridges.values():
             if bridge.name in self.bridges:
                 raise ConfigError(f"app {self.name!r} already has a bridge {bridge.name!r}")

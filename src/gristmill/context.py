@@ -35,6 +35,7 @@ class Context:
         "processor",
         "requeues",
         "stream",
+        "task",
         "trace",
     )
 
@@ -50,6 +51,7 @@ class Context:
         key: bytes | None = None,
         trace: Mapping[str, str] = NO_HEADERS,
         requeues: int = 0,
+        task: bytes | None = None,
     ) -> None:
         self.processor = processor
         self.stream = stream
@@ -59,6 +61,7 @@ class Context:
         self.key = key
         self.trace = trace
         self.requeues = requeues
+        self.task = task  # a task queue's entry: `<task name>/<task id>` (gristmill.tasks)
         self._outputs: list[tuple[str, Message]] = []
         self._requeue_delay: float | None = None
         self._allowed = outputs

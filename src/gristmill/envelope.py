@@ -10,6 +10,7 @@
     origin      `<stream>/<entry-id>` of the entry this one was made from: set on a retry, so
                 its dead-letter record names the input entry (optional)
     failed_at   ms since the epoch of a retried entry's first failure (optional)
+    task        `<task name>/<task id>` on a task queue's entries (gristmill.tasks)
     traceparent, tracestate   W3C trace context (optional)
     h:<name>    user headers
 
@@ -33,6 +34,7 @@ ATTEMPT = b"attempt"
 ORIGIN = b"origin"
 FAILED_AT = b"failed_at"
 REQUEUES = b"requeues"
+TASK = b"task"
 TRACEPARENT = b"traceparent"
 TRACESTATE = b"tracestate"
 HEADER_PREFIX = b"h:"
@@ -51,7 +53,7 @@ class Envelope:
 
     __slots__ = (
         "attempt", "failed_at", "headers", "key", "origin", "payload", "requeues", "schema_id",
-        "trace",
+        "task", "trace",
     )  # fmt: skip
 
     def __init__(
@@ -65,6 +67,7 @@ class Envelope:
         trace: Mapping[str, str] = NO_HEADERS,
         failed_at: int | None = None,
         requeues: int = 0,
+        task: bytes | None = None,
     ) -> None:
         self.schema_id = schema_id
         self.payload = payload
@@ -75,6 +78,7 @@ class Envelope:
         self.trace = trace
         self.failed_at = failed_at
         self.requeues = requeues
+        self.task = task
 
 
 def carried_fields(envelope: Envelope) -> list[bytes]:
@@ -102,6 +106,11 @@ def open_fields(fields: list[bytes], max_bytes: int) -> Envelope:
         if len(payload) > max_bytes:
             raise DecodeError("oversize", f"payload of {len(payload)} bytes > {max_bytes}")
         return Envelope(fields[1], payload)
+    if count == 6 and fields[0] == SCHEMA_ID and fields[2] == PAYLOAD and fields[4] == TASK:
+        # a task as enqueued: its name and id ride along
+        if len(fields[3]) > max_bytes:
+            raise DecodeError("oversize", f"payload of {len(fields[3])} bytes > {max_bytes}")
+        return Envelope(fields[1], fields[3], task=fields[5])
     if count == 6 and fields[0] == SCHEMA_ID and fields[2] == PAYLOAD and fields[4] == TRACEPARENT:
         # what a traced producer writes (sampled or not): no dict, no scan for headers
         total = _TRACED_NAMES + len(fields[1]) + len(fields[3]) + len(fields[5])
@@ -162,7 +171,7 @@ def _open_general(fields: list[bytes], max_bytes: int) -> Envelope:
         trace = {}  # tracestate alone, or an unsampled context: nothing to carry on
     return Envelope(
         schema_id, payload, max(attempt, 1), values.get(KEY), values.get(ORIGIN), headers, trace,
-        failed_at, max(requeues, 0),
+        failed_at, max(requeues, 0), values.get(TASK),
     )  # fmt: skip
 
 

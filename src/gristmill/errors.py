@@ -10,8 +10,9 @@ GristmillError
 │   ├── InvalidSchema(ValueError)      a descriptor set that does not build, or is over a limit
 │   └── IncompatibleSchema             a new version breaks the subject's compatibility mode
 ├── DecodeError(ValueError)        an entry's fields or payload do not parse (has a `reason`)
-└── ScriptError                    a Lua script returned an error code
-    └── CommitRefused                  the server refused a commit (it wrote nothing); stop
+├── ScriptError                    a Lua script returned an error code
+│   └── CommitRefused                  the server refused a commit (it wrote nothing); stop
+└── TaskFailed                     an awaited task ended in error, cancelled or expired
 HandlerSignal(Exception)           raised on purpose by a handler to steer an entry; no traceback
 ├── Retry(delay=...)               to the processor's retry lane after `delay` seconds
 └── DeadLetter(reason=...)         to the dead-letter lane, with no further attempts
@@ -113,6 +114,17 @@ class CommitRefused(ScriptError):
     """
 
     reason = "commit_refused"
+
+
+class TaskFailed(GristmillError):
+    """Raised by `handle.result()` when the task ended in `error`, `cancelled` or `expired`."""
+
+    def __init__(self, state: str, task_id: str, error: str = "") -> None:
+        detail = f": {error}" if error else ""
+        super().__init__(f"task {task_id} ended {state}{detail}")
+        self.state = state
+        self.task_id = task_id
+        self.error = error
 
 
 class HandlerSignal(Exception):

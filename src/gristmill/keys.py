@@ -113,7 +113,39 @@ def bridge_role(name: str) -> str:
     return f"bridge:{name}"
 
 
+def task_record(queue_stream: str, task_id: str) -> str:
+    """Hash: one task's record (state, times, result, history), in its queue stream's slot."""
+    return f"{slot_prefix(queue_stream)}:task:{task_id}"
+
+
+def task_record_pattern(queue_stream: str) -> str:
+    """SCAN pattern of every task record of `queue_stream` (its {tag} escaped for MATCH)."""
+    tag = slot_prefix(queue_stream)
+    escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in tag)
+    return f"{escaped}:task:*"
+
+
+def schedule_fired(queue_stream: str, schedule: str, fire_ms: int) -> str:
+    """String: set once when `schedule` fired for `fire_ms`, in the queue's slot (idempotency)."""
+    return f"{slot_prefix(queue_stream)}:fired:{schedule}:{fire_ms}"
+
+
 # -- global keys (configured prefix) ------------------------------------------------------------
+
+
+def task_queue(queue: str, target: str | None = None, prefix: str = DEFAULT_PREFIX) -> str:
+    """Stream: the entries of a task queue (`@target`: only the workers of that target read)."""
+    return f"{prefix}tasks:{queue}" + (f"@{target}" if target else "")
+
+
+def task_queues(prefix: str = DEFAULT_PREFIX) -> str:
+    """Set: every task queue stream enqueued to, so the CLI finds their records."""
+    return f"{prefix}tasks:queues"
+
+
+def schedules(prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash: schedule name -> its definition (JSON), created and changed at runtime too."""
+    return f"{prefix}schedules"
 
 
 def schemas(prefix: str = DEFAULT_PREFIX) -> str:

@@ -35,6 +35,7 @@ from gristmill.schemas.registry import SchemaRegistry
 from gristmill.startup import reach_server
 from gristmill.stopping import STOP_ASKED
 from gristmill.supervisor import serve_workers
+from gristmill.tasks.binding import bind_tasks
 from gristmill.telemetry import tracing
 from gristmill.telemetry.hosting import RuntimeTelemetry
 from gristmill.telemetry.logs import JsonFormatter
@@ -44,7 +45,7 @@ from gristmill.timing.sweeper import Sweeper
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from gristmill.app import App, TickerSpec
+    from gristmill.app import App, ProcessorSpec, TickerSpec
     from gristmill.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,14 @@ class Runtime:
         self.redis: Redis = redis_client(url, settings)
         self.cache = SchemaCache(SchemaRegistry(self.redis, settings.key_prefix))
         wanted = set(only)
+        served = settings.served_targets
         self.loops = [
             ProcessorLoop(spec, settings, url, self.cache, self.consumer, self.redis)
             for name, spec in app.processors.items()
-            if not wanted or name in wanted
+            if (not wanted or name in wanted or _runs_task(spec, wanted))
+            and (spec.target is None or spec.target in served)
         ]
+        self.task_client = bind_tasks(app, self.redis, self.cache, settings)
         self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
         self.bridges = [
             Bridge(spec, self.redis, settings, url)
@@ -257,6 +261,12 @@ class Runtime:
                 log.exception("ticker %s failed", ticker.name)
             with anyio.move_on_after(ticker.every):
                 await self._stop.wait()
+
+
+def _runs_task(spec: ProcessorSpec, wanted: set[str]) -> bool:
+    """True if `--only` names a task of this task queue's processor."""
+    tasks = getattr(spec.tasks, "tasks", {})
+    return any(name in wanted for name in tasks)
 
 
 def _add_processor(record: logging.LogRecord) -> bool:

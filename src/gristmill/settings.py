@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     # about this many newest records are kept, and none younger than dead_letter_min_age s
     dead_letter_maxlen: int = Field(default=1_000_000, ge=0)
     dead_letter_min_age: float = Field(default=0.0, ge=0)
+    # the task targets this process serves, comma-separated (`gpu,eu`): a task declared with
+    # target= runs only where its target is listed; tasks without a target run everywhere
+    targets: str = ""
+
+    @property
+    def served_targets(self) -> frozenset[str]:
+        """GRISTMILL_TARGETS as a set of names."""
+        return frozenset(name.strip() for name in self.targets.split(",") if name.strip())
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from gristmill.cli.serve import serve
 from gristmill.cli.status import status
 from gristmill.cli.sweep import sweep
 from gristmill.cli.tail import tail
+from gristmill.cli.tasks import tasks
 from gristmill.stopping import catch_early_stop
 
 
@@ -44,6 +45,7 @@ runtime.add_command(acl)
 runtime.add_command(sweep)
 runtime.add_command(manifests)
 runtime.add_command(tail)
+runtime.add_command(tasks)
 
 
 def main() -> None:

@@ -58,7 +58,11 @@ def settings_or_fail() -> Settings:
 @click.argument("target")
 @click.option("--workers", default=1, show_default=True, help="Processes to run the app in.")
 @click.option(
-    "--only", "only", multiple=True, metavar="PROCESSOR", help="Run only these processors."
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only these processors, bridges or tasks (a task runs its whole queue).",
 )
 def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
     """Run every processor of TARGET (package.module:app) until SIGTERM or Ctrl-C."""
@@ -67,7 +71,9 @@ def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
         fail(f"--workers {workers}", "give --workers a number of processes, 1 or more")
     try:
         app = load_app(target)
-        unknown = sorted(set(only) - set(app.processors) - set(app.tickers))
+        unknown = sorted(
+            set(only) - set(app.processors) - set(app.tickers) - set(app.bridges) - set(app.tasks)
+        )
         if unknown:
             raise ConfigError(
                 f"--only {', '.join(unknown)}: no such processor in {target}; "

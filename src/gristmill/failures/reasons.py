@@ -28,6 +28,10 @@ Handler outcomes:
     not_retryable     the exception is in the policy's `dead_on`, or not in its `retry_on`
     crash_loop        the entry's delivery count passed `max_deliveries`: it keeps killing
                       the worker before it can fail cleanly, so it is not run again
+
+Tasks (gristmill.tasks):
+    expired           the task was not started within its `ttl`; its state is `expired`
+    unknown_task      the entry names a task that the worker's app does not declare
 """
 
 from __future__ import annotations
@@ -51,12 +55,16 @@ HANDLER_ERROR = "handler_error"
 RETRIES_EXHAUSTED = "retries_exhausted"
 NOT_RETRYABLE = "not_retryable"
 CRASH_LOOP = "crash_loop"
+EXPIRED = "expired"  # a task not started within its ttl (gristmill.tasks)
+UNKNOWN_TASK = "unknown_task"  # a task entry names a task this worker does not declare
 
 BAD_INPUT = frozenset(
     {MISSING_FIELD, UNKNOWN_SCHEMA, SCHEMA_INVALID, DECODE_ERROR, DECODE_DEPTH, OVERSIZE,
     BAD_ENCODING, WRONG_TYPE, JSON_INVALID, JSON_UNKNOWN_FIELD, JSON_TYPE_MISMATCH}
 )  # fmt: skip
-KNOWN = BAD_INPUT | {HANDLER, HANDLER_ERROR, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP}
+KNOWN = BAD_INPUT | {
+    HANDLER, HANDLER_ERROR, RETRIES_EXHAUSTED, NOT_RETRYABLE, CRASH_LOOP, EXPIRED, UNKNOWN_TASK,
+}  # fmt: skip
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 

@@ -61,7 +61,9 @@ class FailureRouter:
             decision = slot.verdict
         else:
             assert isinstance(failure, Exception)
-            decision = decide(failure, attempt, self.spec.retry, self._random.random())
+            tasks = self.spec.tasks
+            policy = (tasks.policy(slot) if tasks is not None else None) or self.spec.retry
+            decision = decide(failure, attempt, policy, self._random.random())
         input_key = self.streams[index]
         where = f"{self.origins[index]} {entry_id.decode()}"
         extra = {"processor": self.spec.name, "entry_id": entry_id.decode()}
@@ -73,9 +75,14 @@ class FailureRouter:
             }
             retry.update(zip(slot.trace[::2], slot.trace[1::2], strict=True))  # telemetry hook
             member = pack_entry(with_fields(fields, retry))
-            commit.entry(
-                input_key, entry_id, [], [(self.stores[index], now_ms + decision.delay_ms, member)]
+            tasks = self.spec.tasks
+            record = (
+                tasks.retried(slot, decision.next_attempt, decision.delay_ms, now_ms)
+                if tasks is not None
+                else None
             )
+            parked = [(self.stores[index], now_ms + decision.delay_ms, member)]
+            commit.entry(input_key, entry_id, [], parked, record)
             self.stats.retried += 1
             log.info(
                 "%s: attempt %d failed (%s: %s); retry in %d ms", where, attempt,
@@ -96,7 +103,10 @@ class FailureRouter:
             attempts=runs, first_failure_ms=first_failure_ms, last_failure_ms=now_ms,
             exc=failure, message=decision.detail,
         )  # fmt: skip
-        commit.entry(input_key, entry_id, [(self.dead_lanes[index], dead)])
+        detail = decision.detail or (f"{type(failure).__name__}: {failure}" if failure else "")
+        tasks = self.spec.tasks
+        record = tasks.dead(slot, reason, detail, now_ms) if tasks is not None else None
+        commit.entry(input_key, entry_id, [(self.dead_lanes[index], dead)], None, record)
         self.stats.dead_lettered += 1
         log.warning(
             "%s: entry dead-lettered to %s after %d runs: %s (%s)", where,

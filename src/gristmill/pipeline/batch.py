@@ -8,15 +8,16 @@ or `verdict` for a crash-looped entry), handle sets `context`, `result`, `publis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from gristmill.context import Context
     from gristmill.envelope import Envelope
-    from gristmill.failures.policy import ToDeadLetter
+    from gristmill.failures.policy import RetryPolicy, ToDeadLetter
     from gristmill.pipeline.consume import Entry
+    from gristmill.pipeline.publish import RecordOp
 
 
 @dataclass(slots=True)
@@ -33,6 +34,26 @@ class Slot:
     failure: BaseException | None = None
     verdict: ToDeadLetter | None = None  # dead-lettered unrun (crash-loop cap)
     trace: list[bytes] = field(default_factory=list)  # telemetry hook: the handler span's fields
+
+
+class TaskTracking(Protocol):
+    """What a task queue's processor adds to its batches (gristmill.tasks.worker.TaskWork):
+    a start per batch, and each entry's record update in the batch's commit."""
+
+    async def start(self, slots: list[Slot]) -> None:
+        """Mark the batch's tasks running (one round trip); unrun the cancelled, expire the late."""
+
+    def policy(self, slot: Slot) -> RetryPolicy | None:
+        """The retry policy of the slot's task (None: the processor's)."""
+
+    def done(self, slot: Slot, now_ms: int) -> RecordOp | None:
+        """The record update of a task that ran and returned (or was acked unrun)."""
+
+    def retried(self, slot: Slot, next_attempt: int, delay_ms: int, now_ms: int) -> RecordOp | None:
+        """The record update of a failed run that will be retried after `delay_ms`."""
+
+    def dead(self, slot: Slot, reason: str, detail: str, now_ms: int) -> RecordOp | None:
+        """The record update of a task dead-lettered with `reason`."""
 
 
 @dataclass

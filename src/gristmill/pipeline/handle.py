@@ -76,7 +76,7 @@ class Handling:
         context = Context(
             self.spec.name, self._allowed, self.origins[index], entry_id.decode(),
             envelope.attempt + deliveries - 1, envelope.headers, key=envelope.key,
-            trace=envelope.trace, requeues=envelope.requeues,
+            trace=envelope.trace, requeues=envelope.requeues, task=envelope.task,
         )  # fmt: skip
         slot.context = context
         if self.tracer is None or not envelope.trace:  # the envelope keeps sampled ones only

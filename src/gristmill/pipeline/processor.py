@@ -270,6 +270,8 @@ class ProcessorLoop:
             entries, self.cache, self.spec.retry, settings.max_entry_bytes, self.spec.input_type,
             self._json,
         )  # fmt: skip
+        if self.spec.tasks is not None:
+            await self.spec.tasks.start(slots)  # one round trip per batch, not per task
         await self._handling.run(slots)
         handle_s = time.perf_counter() - started  # telemetry hook
         commit = await self._build_commit(slots)
@@ -289,6 +291,7 @@ class ProcessorLoop:
         published = 0
         now_ms = self.clock.now_ms()
         compress_above = self.settings.compress_above
+        tasks = self.spec.tasks
         for slot in slots:
             index, entry_id, _, _ = slot.entry
             if slot.failure is None and slot.verdict is None:
@@ -304,7 +307,8 @@ class ProcessorLoop:
                         due_ms = now_ms + round(slot.requeue_delay * 1000)
                         again = [(self._own_stores[index], due_ms, _requeued(slot))]
                         self.stats.requeued += 1
-                    commit.entry(streams[index], entry_id, outputs, again)
+                    record = tasks.done(slot, now_ms) if tasks is not None else None
+                    commit.entry(streams[index], entry_id, outputs, again, record)
                     published += len(outputs)
                     continue
             self._router.route(commit, slot, now_ms)

@@ -18,14 +18,19 @@ COMMIT = scripts.load("commit_batch")
 _OP_XADD = b"x"
 _OP_DELAY = b"d"
 _OP_ENVELOPE = b"e"
+_OP_RECORD = b"h"
 _SMALL = 64
 _COUNTS = tuple(str(number).encode() for number in range(_SMALL))  # ARGV counts, pre-encoded
 
 Delayed = list[tuple[bytes, int, bytes]]  # (delayed store key, due ms, packed entry)
+# a task record's update: (its key, ttl ms or 0, a history line or b"", field/value items)
+RecordOp = tuple[bytes, int, bytes, list[bytes]]
 
 # what the script does to a key; it checks ACL and TYPE for each before its first write
-_ACK, _ADD, _STORE = 1, 2, 4
-_ROLE_LETTER = {_ACK: ord("i"), _ADD: ord("s"), _ACK | _ADD: ord("a"), _STORE: ord("d")}
+_ACK, _ADD, _STORE, _HASH = 1, 2, 4, 8
+_ROLE_LETTER = {
+    _ACK: ord("i"), _ADD: ord("s"), _ACK | _ADD: ord("a"), _STORE: ord("d"), _HASH: ord("h"),
+}  # fmt: skip
 
 
 def _later(a: bytes, b: bytes) -> bool:
@@ -67,8 +72,10 @@ class Commit:
         entry_id: bytes,
         outputs: Outputs,
         delayed: Delayed | None = None,
+        record: RecordOp | None = None,
     ) -> None:
-        """Ack `entry_id` of `input_key`, XADD `outputs` and park `delayed`, if still ours."""
+        """Ack `entry_id` of `input_key`, XADD `outputs`, park `delayed` and update a task's
+        `record`, if the entry is still ours."""
         key_index = self._key_index
         index = key_index.get(input_key) or self._index(input_key, _ACK)
         span = self._spans.get(index)
@@ -82,6 +89,8 @@ class Commit:
             span[2] += 1
         entries = self._entries
         ops = len(outputs) + len(delayed) if delayed else len(outputs)
+        if record is not None:
+            ops += 1
         entries += (index, entry_id, _COUNTS[ops] if ops < _SMALL else str(ops).encode())
         for stream, fields in outputs:
             target = key_index.get(stream) or self._index(stream, _ADD)
@@ -93,6 +102,11 @@ class Commit:
             entries += fields
         for store, due_ms, member in delayed or ():
             entries += (_OP_DELAY, self._index(store, _STORE), str(due_ms).encode(), member)
+        if record is not None:
+            key, ttl_ms, line, record_items = record
+            entries += (_OP_RECORD, self._index(key, _HASH), str(ttl_ms).encode(), line)
+            entries.append(str(len(record_items)).encode())
+            entries += record_items
         self._entry_count += 1
 
     def __len__(self) -> int:

@@ -14,7 +14,7 @@
   ARGV[1] group   ARGV[2] consumer   ARGV[3] wake channel of the delayed stores
   ARGV[4] bucket width in ms of the delayed stores (0: one member per entry)
   ARGV[5] role of each key, one letter per KEYS entry: 'i' an input (XACK), 's' a stream
-          written (XADD), 'a' both, 'd' a delayed store
+          written (XADD), 'a' both, 'd' a delayed store, 'h' a task record (a hash)
   ARGV[6] number of input keys (m)
   then m times: key index, lowest id, highest id, entry count  (the ownership check: one
                 XPENDING per input key over the batch's exact id range, for this consumer)
@@ -25,6 +25,10 @@
                                                       (the usual entry, in fewer arguments)
          'd', store key index, due ms, packed entry   park it in a delayed store (a retry,
                                                       a requeue); swept into its stream later
+         'h', key index, ttl ms, history line, number of items, items...
+                                                      HSET a task's record (its state, result),
+                                                      append the line to its `events` field
+                                                      ('' none), PEXPIRE it (ttl 0: keep it)
   Returns {committed count, skipped entry ids...} ]]
 
 --!include lib/delayed_add.lua
@@ -46,7 +50,7 @@ end
 local delayed = false
 for k = 1, #KEYS do
   local key, role = KEYS[k], string.sub(roles, k, k)
-  local wanted = role == 'd' and 'zset' or 'stream'
+  local wanted = role == 'd' and 'zset' or (role == 'h' and 'hash' or 'stream')
   local fits, kind = key_is(key, wanted)
   if not fits then
     return refused('WRONGTYPE', 'key ' .. key .. ' holds a ' .. kind .. ', not a ' .. wanted)
@@ -56,6 +60,10 @@ for k = 1, #KEYS do
   end
   if (role == 's' or role == 'a') and not may('XADD', key, '*', 'f', 'v') then
     return refused('NOPERM', 'this user may not run XADD on ' .. key)
+  end
+  if role == 'h' and not (may('HSET', key, 'f', 'v') and may('HGET', key, 'f')
+                          and may('PEXPIRE', key, '1')) then
+    return refused('NOPERM', 'this user may not run HSET, HGET and PEXPIRE on ' .. key)
   end
   if role == 'd' then
     delayed = true
@@ -95,6 +103,8 @@ if delayed then
       local op = ARGV[j]
       if op == 'x' then
         j = j + 3 + tonumber(ARGV[j + 2])
+      elseif op == 'h' then
+        j = j + 5 + tonumber(ARGV[j + 4])
       else
         if op == 'd' then
           local store = KEYS[tonumber(ARGV[j + 1])]
@@ -141,6 +151,19 @@ for _ = 1, entries do
         redis.call('XADD', KEYS[target], '*', unpack(ARGV, i + 3, i + 2 + items))
       end
       i = i + 3 + items
+    elseif op == 'h' then
+      local items = tonumber(ARGV[i + 4])
+      if ours then
+        local key, ttl, line = KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]
+        if line ~= '' then
+          local events = redis.call('HGET', key, 'events') or ''
+          redis.call('HSET', key, 'events', events .. line, unpack(ARGV, i + 5, i + 4 + items))
+        else
+          redis.call('HSET', key, unpack(ARGV, i + 5, i + 4 + items))
+        end
+        if ttl ~= '0' then redis.call('PEXPIRE', key, ttl) end
+      end
+      i = i + 5 + items
     elseif op == 'd' then
       if ours then
         delayed_add(KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3], wake_channel, bucket_ms)

@@ -1,0 +1,200 @@
+"""The caller's side of tasks: enqueue (task_enqueue.lua), and read, await, cancel, retry.
+
+Every enqueue goes through one script call per 1,000 tasks: the entries (or, deferred, their
+delayed-store members) and the records are written together, and an id whose record exists
+adds nothing. A handle's `result` polls the record (from 5 ms up to 200 ms between reads).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+
+from gristmill import keys, scripts
+from gristmill.clock import SYSTEM_CLOCK
+from gristmill.envelope import PAYLOAD, SCHEMA_ID, TASK
+from gristmill.errors import TaskFailed
+from gristmill.tasks import record as records
+from gristmill.timing.packing import pack_entry
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Coroutine
+
+    from google.protobuf.message import Message
+    from redis.asyncio import Redis
+
+    from gristmill.schemas.cache import SchemaCache
+    from gristmill.tasks.declare import TaskSpec
+    from gristmill.tasks.record import Event, TaskRecord
+
+ENQUEUE = scripts.load("task_enqueue")
+CANCEL = scripts.load("task_cancel")
+RETRY = scripts.load("task_retry")
+CHUNK = 1000
+
+Pending = tuple[str, "Message", int | None]  # (task id, arguments, due ms or None)
+
+
+class TaskClient:
+    """Enqueues and inspects tasks through one Redis client."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        cache: SchemaCache,
+        *,
+        prefix: str = keys.DEFAULT_PREFIX,
+        bucket_ms: int = 0,
+        portal: Any = None,
+    ) -> None:
+        self.redis = redis
+        self.cache = cache
+        self.prefix = prefix
+        self.bucket_ms = bucket_ms
+        self.portal = portal  # an anyio BlockingPortal when started in a thread
+        self._wake = keys.delayed_wake(prefix)
+        self._known: set[str] = set()  # queue streams registered with the CLI and the sweeper
+
+    async def enqueue(self, spec: TaskSpec, pending: list[Pending]) -> list[TaskHandle]:
+        """Write `pending` tasks of `spec`; one script call per 1,000."""
+        stream = spec.stream
+        if stream not in self._known:
+            await self.redis.sadd(keys.task_queues(self.prefix), stream)
+            await self.redis.sadd(keys.delayed_targets(self.prefix), stream)
+            self._known.add(stream)
+        handles: list[TaskHandle] = []
+        now_ms = SYSTEM_CLOCK.now_ms()
+        store = keys.delayed_store(stream)
+        for start in range(0, len(pending), CHUNK):
+            chunk = pending[start : start + CHUNK]
+            record_keys: list[str] = []
+            args: list[bytes | str | int] = [self._wake, self.bucket_ms, 0, 0, len(chunk)]
+            for task_id, message, due_ms in chunk:
+                schema_id = await self.cache.id_for(message.DESCRIPTOR)
+                payload = message.SerializeToString()
+                fields = [
+                    SCHEMA_ID,
+                    schema_id,
+                    PAYLOAD,
+                    payload,
+                    TASK,
+                    f"{spec.name}/{task_id}".encode(),
+                ]
+                if spec.tracked:
+                    record_keys.append(keys.task_record(stream, task_id))
+                    args.append(len(record_keys) + 2)
+                else:
+                    args.append(0)
+                if due_ms is None:
+                    args += (b"q", len(fields), *fields)
+                else:
+                    args += (b"d", due_ms, pack_entry(fields))
+                if not spec.tracked:
+                    args.append(0)
+                    continue
+                items = records.first_items(
+                    task_id=task_id, name=spec.name, queue=spec.queue, now_ms=now_ms,
+                    due_ms=due_ms, schema_id=schema_id, payload=payload,
+                    retries_allowed=spec.retry.max_attempts - 1, ttl_ms=spec.ttl_ms,
+                    result_ttl_ms=spec.result_ttl_ms, target=spec.target or "",
+                    description=spec.description,
+                )  # fmt: skip
+                args.append(len(items))
+                args += items
+            added = await ENQUEUE(self.redis, [stream, store, *record_keys], args)
+            for (task_id, _, _), created in zip(chunk, added, strict=True):
+                handles.append(TaskHandle(self, stream, task_id, created=bool(created)))
+        return handles
+
+    def handle(self, stream: str, task_id: str) -> TaskHandle:
+        """The handle of task `task_id` of the queue stream `stream`."""
+        return TaskHandle(self, stream, task_id)
+
+    async def record(self, stream: str, task_id: str) -> TaskRecord | None:
+        """The record of a task, or None if there is none (unknown, or past its result_ttl)."""
+        fields = await self.redis.hgetall(keys.task_record(stream, task_id))
+        return records.parse(cast("dict[bytes, bytes]", fields))
+
+    async def cancel(self, stream: str, task_id: str) -> bool:
+        """Cancel a task that has not started; False if it has (or does not exist)."""
+        outcome = await CANCEL(
+            self.redis, [keys.task_record(stream, task_id)], [SYSTEM_CLOCK.now_ms()]
+        )
+        return bool(outcome == 1)
+
+    async def retry(self, stream: str, task_id: str) -> bool:
+        """Queue a finished task again (error, cancelled, expired); False otherwise."""
+        outcome = await RETRY(
+            self.redis, [keys.task_record(stream, task_id), stream], [SYSTEM_CLOCK.now_ms()]
+        )
+        return bool(outcome == 1)
+
+    def from_thread(self, call: Coroutine[Any, Any, TaskHandle]) -> TaskHandle:
+        """Run `call` on the event loop of `app.start_in_thread()`, from another thread."""
+        if self.portal is None:
+            call.close()
+            raise RuntimeError("enqueue_sync needs app.start_in_thread() to be running")
+        result: TaskHandle = self.portal.call(_awaited, call)
+        return result
+
+
+async def _awaited(call: Awaitable[TaskHandle]) -> TaskHandle:
+    return await call
+
+
+class TaskHandle:
+    """One task: its `id`, and ways to read its state and result or cancel it."""
+
+    __slots__ = ("client", "created", "id", "stream")
+
+    def __init__(self, client: TaskClient, stream: str, task_id: str, *, created: bool = True):
+        self.client = client
+        self.stream = stream
+        self.id = task_id
+        self.created = created  # False: enqueue_as found this id existing; nothing was added
+
+    def __repr__(self) -> str:
+        return f"TaskHandle({self.id!r}, queue stream {self.stream!r})"
+
+    async def record(self) -> TaskRecord | None:
+        """The task's record (every field, its history and reports), or None."""
+        return await self.client.record(self.stream, self.id)
+
+    async def state(self) -> str | None:
+        """The task's state now (todo, queued, running, done, error, cancelled, expired)."""
+        key = keys.task_record(self.stream, self.id)
+        state = cast("bytes | None", await self.client.redis.hget(key, "state"))
+        return state.decode() if state is not None else None
+
+    async def events(self) -> tuple[Event, ...]:
+        """Every state the task went through, with its time."""
+        found = await self.record()
+        return found.events if found is not None else ()
+
+    async def cancel(self) -> bool:
+        """Cancel the task if it has not started yet; True if it is now cancelled."""
+        return await self.client.cancel(self.stream, self.id)
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - as asyncio's
+        """Wait until the task is finished and return its result (decoded JSON).
+
+        Raises:
+            TaskFailed: If it ended in error, cancelled or expired (`.state` says which).
+            TimeoutError: If it is not finished within `timeout` seconds.
+            LookupError: If there is no such task (or its record is past its result_ttl).
+        """
+        pause = 0.005
+        with anyio.fail_after(timeout):
+            while True:
+                found = await self.record()
+                if found is None:
+                    raise LookupError(f"no task {self.id!r} in {self.stream}")
+                if found.finished:
+                    break
+                await anyio.sleep(pause)
+                pause = min(pause * 2, 0.2)
+        if found.state == "done":
+            return json.loads(found.result) if found.result else None
+        raise TaskFailed(found.state, self.id, found.error)

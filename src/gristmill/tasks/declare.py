@@ -1,0 +1,264 @@
+"""A declared task: `@app.task(...)` on an `async def`, and the calls that enqueue it.
+
+    @app.task(queue="emails", retry=RetryPolicy(max_attempts=3), ttl=600)
+    async def send_email(recipient: str, subject: str) -> str: ...
+
+    handle = await send_email.enqueue(recipient="ada@example.com", subject="hi")
+    await handle.result(timeout=30)            # the return value, once it is done
+    await send_email.enqueue_as("welcome-42", recipient=...)  # the same id: one task
+    await send_email.defer(60, recipient=...)  # seconds, a timedelta or an aware datetime
+    await send_email.enqueue_many([{"recipient": ..., "subject": ...}, ...])  # one round trip
+
+Enqueueing needs a connection: under `runtime serve` the runtime gives one; in a program of
+your own, `async with app.connected():` or `async with app.running():` (gristmill.inprocess).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from gristmill import keys
+from gristmill.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from gristmill.app import App
+    from gristmill.failures.policy import RetryPolicy
+    from gristmill.tasks.client import Pending, TaskClient, TaskHandle
+    from gristmill.tasks.context import TaskContext
+    from gristmill.tasks.signature import Signature
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MAX_ID_CHARS = 200
+_TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task as declared (see App.task for each field)."""
+
+    name: str
+    queue: str
+    stream: str  # the queue stream its entries go to (keys.task_queue)
+    function: Callable[..., Awaitable[Any]]
+    signature: Signature
+    retry: RetryPolicy
+    ttl_ms: int  # 0: never expires
+    result_ttl_ms: int
+    timeout: float | None
+    tracked: bool
+    target: str | None
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One task to enqueue: its arguments, and optionally its id and when it is due."""
+
+    kwargs: Mapping[str, object]
+    task_id: str | None = None
+    due_ms: int | None = None
+
+
+def check_id(task_id: str) -> str:
+    """A caller-given task id, checked: it names a Redis key and travels in an entry.
+
+    Raises:
+        ValueError: If it is empty, too long, or holds whitespace or `/`.
+    """
+    if not task_id or len(task_id) > MAX_ID_CHARS or any(c.isspace() for c in task_id):
+        raise ValueError(f"task id {task_id!r}: give 1-{MAX_ID_CHARS} characters, no spaces")
+    if "/" in task_id:
+        raise ValueError(f"task id {task_id!r}: '/' separates the task name from the id")
+    return task_id
+
+
+def due_ms_of(when: float | timedelta | datetime) -> int:
+    """Epoch ms of `when`: seconds from now, a timedelta from now, or an aware datetime.
+
+    Raises:
+        ValueError: If it is a naive datetime (its zone would be a guess).
+    """
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise ValueError("defer(at): give an aware datetime (e.g. datetime.now(UTC))")
+        return round(when.timestamp() * 1000)
+    seconds = when.total_seconds() if isinstance(when, timedelta) else float(when)
+    return round((time.time() + max(seconds, 0.0)) * 1000)
+
+
+class Task(Generic[P, R]):
+    """A declared task; `enqueue` it to run on a worker of its queue."""
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.client: TaskClient | None = None  # bound by the runtime or app.connected()
+        self.__doc__ = spec.function.__doc__
+        self.__name__ = spec.name
+
+    def _client(self) -> TaskClient:
+        if self.client is None:
+            raise ConfigError(
+                f"task {self.spec.name!r} is not connected: enqueue inside "
+                "`async with app.connected():` (or app.running()), or under `runtime serve`"
+            )
+        return self.client
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Queue one run with these arguments; returns its handle (a new uuid)."""
+        message = self.spec.signature.message_of(args, kwargs)
+        (handle,) = await self._client().enqueue(self.spec, [(str(uuid.uuid4()), message, None)])
+        return handle
+
+    async def enqueue_as(self, task_id: str, /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Queue one run under `task_id`: while a task of that id exists (its record lives, up
+        to `result_ttl` after it finished), enqueueing it again adds nothing."""
+        message = self.spec.signature.message_of(args, kwargs)
+        pending: list[Pending] = [(check_id(task_id), message, None)]
+        (handle,) = await self._client().enqueue(self.spec, pending)
+        return handle
+
+    async def defer(
+        self, when: float | timedelta | datetime, /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle:
+        """Queue one run for later: `when` is seconds or a timedelta from now, or a datetime.
+
+        It waits as `todo` in the queue's delayed store (swept by the leader) and becomes due
+        then; a task's `ttl` counts from that time.
+        """
+        message = self.spec.signature.message_of(args, kwargs)
+        due_ms = due_ms_of(when)
+        (handle,) = await self._client().enqueue(self.spec, [(str(uuid.uuid4()), message, due_ms)])
+        return handle
+
+    async def enqueue_many(self, calls: Iterable[Mapping[str, object] | Call]) -> list[TaskHandle]:
+        """Queue many runs in one round trip per 1,000: each a dict of keyword arguments, or
+        a `Call` with its own id and due time. Handles come back in order; an id that exists
+        already gives the existing task's handle (`handle.created` is False)."""
+        batch = []
+        for call in calls:
+            if not isinstance(call, Call):
+                call = Call(call)
+            message = self.spec.signature.message_of((), call.kwargs)
+            task_id = check_id(call.task_id) if call.task_id is not None else str(uuid.uuid4())
+            batch.append((task_id, message, call.due_ms))
+        return await self._client().enqueue(self.spec, batch)
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """`enqueue` from sync code (a Flask view, a script) while `app.start_in_thread()`
+        runs: the call goes to that thread's event loop and this one waits for the id."""
+        return self._client().from_thread(self.enqueue(*args, **kwargs))
+
+    def handle(self, task_id: str) -> TaskHandle:
+        """The handle of a task of this kind enqueued earlier (by id)."""
+        return self._client().handle(self.spec.stream, task_id)
+
+
+class TaskDecorator:
+    """What `app.task(...)` returns: applied to a function, declares it.
+
+    For type checkers, a `TaskContext` parameter goes first (`async def f(ctx, x: int)`):
+    `enqueue` then takes the other parameters. At runtime it may be anywhere.
+    """
+
+    def __init__(self, app: App, options: dict[str, Any]) -> None:
+        self.app = app
+        self.options = options
+
+    @overload
+    def __call__(
+        self, function: Callable[Concatenate[TaskContext, P], Awaitable[R]]
+    ) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[P, Awaitable[R]]) -> Task[P, R]: ...
+
+    def __call__(self, function: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
+        return declare_task(self.app, function, **self.options)
+
+
+def declare_task(
+    app: App,
+    function: Callable[..., Awaitable[Any]],
+    *,
+    queue: str,
+    name: str | None,
+    retry: RetryPolicy | None,
+    ttl: float | None,
+    result_ttl: float,
+    timeout: float | None,
+    target: str | None,
+    tracked: bool,
+    batch: int | None,
+    concurrency: int | None,
+) -> Task[Any, Any]:
+    """Check and record one task of `app` (App.task documents the arguments)."""
+    from gristmill.app import ProcessorSpec
+    from gristmill.failures.policy import RetryPolicy
+    from gristmill.tasks.signature import signature_of
+    from gristmill.tasks.worker import TaskWork
+
+    task_name = str(name or getattr(function, "__name__", ""))
+    where = f"task {task_name!r}"
+    if not _TASK_NAME.fullmatch(task_name):
+        raise ConfigError(f"{where}: a name is letters, digits and '_', not starting with a digit")
+    for label, value in (("queue", queue), ("target", target or "x")):
+        if not _QUEUE_NAME.fullmatch(value):
+            raise ConfigError(f"{where}: {label} {value!r}: use letters, digits, '.', '_', '-'")
+    if not inspect.iscoroutinefunction(function):
+        raise ConfigError(f"{where}: the function must be `async def`")
+    if task_name in app.tasks:
+        raise ConfigError(f"app {app.name!r} already has a task {task_name!r}")
+    for label, seconds in (("ttl", ttl), ("result_ttl", result_ttl), ("timeout", timeout)):
+        if seconds is not None and not seconds > 0:
+            raise ConfigError(f"{where}: {label} must be positive seconds (or None)")
+    for label, number in (("batch", batch), ("concurrency", concurrency)):
+        if number is not None and number < 1:
+            raise ConfigError(f"{where}: {label} must be at least 1")
+    signature = signature_of(function, task_name)
+    stream = keys.task_queue(queue, target)
+    doc = (function.__doc__ or "").strip().splitlines()
+    spec = TaskSpec(
+        name=task_name, queue=queue, stream=stream, function=function, signature=signature,
+        retry=retry or RetryPolicy(), ttl_ms=round((ttl or 0) * 1000),
+        result_ttl_ms=round(result_ttl * 1000), timeout=timeout, tracked=tracked, target=target,
+        description=doc[0] if doc else "",
+    )  # fmt: skip
+    processor = f"tasks.{queue}" + (f"@{target}" if target else "")
+    existing = app.processors.get(processor)
+    if existing is None:
+        work = TaskWork(stream)
+        app.processors[processor] = ProcessorSpec(
+            name=processor, app=app.name, handler=work.handler, inputs=(stream,), outputs=(),
+            group=processor, batch=batch, concurrency=concurrency, from_beginning=True,
+            tasks=work, target=target,
+        )  # fmt: skip
+    else:
+        assert isinstance(existing.tasks, TaskWork)
+        work = existing.tasks
+        changes = {"batch": batch, "concurrency": concurrency}
+        for option, given in changes.items():
+            if given is not None and getattr(existing, option) not in (None, given):
+                raise ConfigError(
+                    f"{where}: queue {queue!r} has {option}={getattr(existing, option)} from an "
+                    f"earlier task; give it once (or the same value)"
+                )
+        app.processors[processor] = replace(
+            existing, batch=existing.batch or batch, concurrency=existing.concurrency or concurrency
+        )
+    work.add(spec)
+    if signature.schema is not None:
+        app.schemas.append(signature.schema)
+    task: Task[Any, Any] = Task(spec)
+    app.tasks[task_name] = task
+    return task
