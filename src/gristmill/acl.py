@@ -52,6 +52,12 @@ PROCESSOR = (
     "client|unblock",  # runtime.py: a drain wakes the blocked reader
     "xinfo|consumers", "xgroup|delconsumer",  # forget_consumer.lua: idle consumers
 )  # fmt: skip
+TASKS = (  # gristmill.tasks: enqueue, start, the commit's record op, reports, results, cancel
+    "exists", "hset", "xadd", "set",  # task_enqueue.lua (SET NX: a schedule's fire marker)
+    "hmget", "hincrby", "hsetnx",  # task_start.lua
+    "hget", "hgetall", "pexpire",  # commit_batch.lua's record op, handle.record(), task_cancel
+    "sadd",  # the task queues set, so `runtime tasks` finds the records
+)  # fmt: skip
 RETENTION = ("exists", "xinfo|groups", "xlen", "xrange", "xrevrange", "xtrim")  # trim_consumed
 TICKER = ("xadd",)
 SWEEPER = (
@@ -128,6 +134,13 @@ def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
             names.append(escape_glob(keys.dead_lane(stream, spec.group)))
             names += _store_patterns(lane)
         names.append(escape_glob(keys.delayed_targets(prefix)))
+        channels = [escape_glob(keys.delayed_wake(prefix))]
+    for task in app.tasks.values():  # enqueued from here, whether or not it runs here
+        commands += TASKS
+        stream = task.spec.stream
+        names += [escape_glob(stream), escape_glob(keys.slot_prefix(stream)) + ":task:*"]
+        names += [escape_glob(keys.task_queues(prefix)), escape_glob(keys.delayed_targets(prefix))]
+        names += _store_patterns(stream)  # defer() parks the task in the queue's delayed store
         channels = [escape_glob(keys.delayed_wake(prefix))]
     for ticker in app.tickers.values():
         commands += TICKER

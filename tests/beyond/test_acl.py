@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 from gristmill.acl import escape_glob, service_grant, setuser_line, sweeper_grant
 from gristmill.embedded import EmbeddedServer
 from gristmill.producer import Publisher
+from gristmill.settings import Settings
 from services.orders import app as orders_app
 from services.payments import app as payments_app
-from tests.apps import retry_relay
+from tests.apps import retry_relay, slow_tasks
 from tests.delivery import order, pipeline_idle, place_orders
 from tests.helpers.procs import Proc, python_module, serve
 from tests.pipeline.messages import Order
@@ -198,3 +199,31 @@ async def test_dry_runs_allow_what_each_user_needs(
     admin: Redis, user: str, command: list[str]
 ) -> None:
     assert await raw(admin, "ACL", "DRYRUN", user, *command) == b"OK"
+
+
+@pytest.mark.slow
+async def test_tasks_run_and_defer_under_their_generated_user(
+    acl_server: EmbeddedServer, admin: Redis, tmp_path: Path
+) -> None:
+    target = "tests.apps.slow_tasks:app"
+    for line in (runtime_acl(target), runtime_acl("--sweeper", target)):
+        await raw(admin, *line.split())
+    env = {"GRISTMILL_SWEEPER": "false", "GRISTMILL_BLOCK_MS": "200",
+           "GRISTMILL_DATA_DIR": str(tmp_path)}  # fmt: skip
+    user_url = _url(acl_server, "slow_tasks")
+    with (
+        serve(target, env={**env, "GRISTMILL_REDIS_URL": user_url}) as worker,
+        python_module(
+            "gristmill", "sweep", env={**env, "GRISTMILL_REDIS_URL": _url(acl_server, "sweeper")}
+        ) as sweeper,
+    ):
+        settings = Settings(redis_url=user_url, sweeper=False, health_port=0)
+        async with slow_tasks.app.connected(settings=settings):
+            handles = await slow_tasks.double.enqueue_many({"n": n} for n in range(50))
+            handles.append(await slow_tasks.double.defer(0.2, 50))
+            results = [await handle.result(timeout=60) for handle in handles]
+            assert await handles[0].cancel() is False
+        codes = [await worker.terminate_async(), await sweeper.terminate_async()]
+    assert results == [2 * n for n in range(51)]
+    assert codes == [0, 0], worker.output + sweeper.output
+    assert await raw(admin, "ACL", "LOG") == []
