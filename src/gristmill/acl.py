@@ -6,7 +6,9 @@ A service's user may send the commands its runtime sends (its own, and those its
 call: a script's commands are checked against the caller's ACL) to the keys it touches: its
 inputs and their lanes, its outputs, the delayed stores of its own lanes, the schema registry
 entries of the messages it declares, and the delayed targets set. It may not FLUSHALL, destroy
-a group, or write another service's streams.
+a group, or write another service's streams. An app with tasks also gets the scheduler's lease,
+the schedules, and every task queue's stream, records and fire markers (`gm:tasks:*`): its
+runtime may win the scheduler lease and then fires every schedule, whatever its queue.
 
 The sweeper (moving due delayed entries into their streams) is one leader for the whole
 deployment: it writes every service's lanes, so it gets its own user (`sweeper_grant`) and its
@@ -57,6 +59,10 @@ TASKS = (  # gristmill.tasks: enqueue, start, the commit's record op, reports, r
     "hmget", "hincrby", "hsetnx",  # task_start.lua
     "hget", "hgetall", "pexpire",  # commit_batch.lua's record op, handle.record(), task_cancel
     "sadd",  # the task queues set, so `runtime tasks` finds the records
+)  # fmt: skip
+SCHEDULER = (  # tasks/scheduler.py: the lease, the schedules, and firing any of them
+    "exists", "incrby", "set", "get", "pexpire", "del",  # timing/leader.py, lease_*.lua
+    "smembers", "hgetall", "hset", "hsetnx", "hincrby", "sadd",  # tasks/schedules.py
 )  # fmt: skip
 RETENTION = ("exists", "xinfo|groups", "xlen", "xrange", "xrevrange", "xtrim")  # trim_consumed
 TICKER = ("xadd",)
@@ -142,6 +148,13 @@ def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
         names += [escape_glob(keys.task_queues(prefix)), escape_glob(keys.delayed_targets(prefix))]
         names += _store_patterns(stream)  # defer() parks the task in the queue's delayed store
         channels = [escape_glob(keys.delayed_wake(prefix))]
+    if app.tasks:  # its runtime competes to fire schedules: every task queue may be a target
+        commands += SCHEDULER
+        names += [escape_glob(keys.lease("scheduler", prefix)),
+                  escape_glob(keys.lease_epoch("scheduler", prefix)),
+                  escape_glob(keys.schedules(prefix)), escape_glob(keys.schedule("", prefix)) + "*",
+                  escape_glob(keys.task_queue("", None, prefix)) + "*",
+                  "{" + escape_glob(keys.task_queue("", None, prefix)) + "*"]  # fmt: skip
     for ticker in app.tickers.values():
         commands += TICKER
         names += [escape_glob(stream) for stream in ticker.outputs]

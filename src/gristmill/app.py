@@ -25,6 +25,7 @@ from gristmill.schemas.jsonformat import json_input_of
 
 if TYPE_CHECKING:
     import contextlib
+    from datetime import timedelta
 
     from google.protobuf.message import Message
 
@@ -132,6 +133,18 @@ class ProcessorSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule declared in code; the runtime writes it to Redis at start (keys.schedule)."""
+
+    name: str
+    task: Task[Any, Any]
+    cron: str | None
+    every: timedelta | None
+    tz: str
+    catch_up: int
+
+
+@dataclass(frozen=True)
 class TickerSpec:
     """A coroutine run every `every` seconds whose returned messages go to `outputs`."""
 
@@ -162,6 +175,7 @@ class App:
         self.eager: dict[str, float] = {}  # stream -> seconds it may be released early when idle
         self.bridges: dict[str, BridgeSpec] = {}  # name -> pub/sub bridge (bridges/pubsub.py)
         self.tasks: dict[str, Task[Any, Any]] = {}  # name -> task (gristmill.tasks)
+        self.schedules: dict[str, ScheduleSpec] = {}  # name -> declared schedule of a task
 
     def processor(
         self,
@@ -322,12 +336,67 @@ class App:
         }  # fmt: skip
         return TaskDecorator(self, options)
 
+    def schedule(
+        self,
+        *,
+        cron: str | None = None,
+        every: timedelta | None = None,
+        tz: str = "UTC",
+        catch_up: int = 0,
+        name: str | None = None,
+        queue: str = "schedules",
+        **task_options: Any,
+    ) -> Callable[[Callable[..., Awaitable[Any]]], Task[Any, Any]]:
+        """Declare `async def` (no arguments, or a TaskContext) as a task fired on a schedule.
+
+        Fired by one process at a time (the holder of the "scheduler" lease), once per fire
+        time even across a failover; `runtime schedules` lists, pauses and triggers it.
+
+        Args:
+            cron: A 5-field cron expression, read in `tz` (DST handled as Debian's cron does:
+                docs/tasks.md), or
+            every: an interval, counted from the schedule's creation.
+            tz: The IANA zone of `cron` (e.g. "Europe/Berlin").
+            catch_up: After an outage (or a pause): 0 fires only the latest missed time, N
+                fires the latest N missed times.
+            name: The schedule's name; defaults to the function's.
+            queue: The task queue its runs go to.
+            task_options: Any other keyword of `App.task` (retry, ttl, timeout, target...).
+
+        Raises:
+            ConfigError: If the timetable is wrong (bad cron, unknown zone, both or neither
+                of cron/every) or the function needs arguments.
+        """
+        from gristmill.tasks.timetable import timetable
+
+        timetable(cron=cron, every=every, tz=tz, anchor_ms=0)  # a bad timetable fails here
+
+        def register(function: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
+            schedule_name = name or str(getattr(function, "__name__", ""))
+            if schedule_name in self.schedules:
+                raise ConfigError(f"app {self.name!r} already has a schedule {schedule_name!r}")
+            declared = self.task(queue=queue, name=name, **task_options)(function)
+            try:
+                declared.spec.signature.message_of((), {})
+            except TypeError as exc:
+                raise ConfigError(
+                    f"schedule {schedule_name!r}: its task is called with no arguments ({exc})"
+                ) from None
+            self.schedules[schedule_name] = ScheduleSpec(
+                schedule_name, declared, cron, every, tz, catch_up
+            )
+            return declared
+
+        return register
+
     def every(
         self, seconds: float, *, output: str | Sequence[str], name: str | None = None
     ) -> Callable[[TickHandler], TickHandler]:
         """Declare `async def tick()` run every `seconds`; its returned messages go to `output`.
 
-        Each process that hosts the app runs its tickers (a source for demos and tests).
+        Each process that hosts the app runs its tickers (a source for demos and tests): with
+        three replicas it runs three times per interval. For work that must happen once per
+        interval across replicas, use `@app.schedule(every=...)`, fired by one leader.
 
         Raises:
             ConfigError: If `seconds` is not positive or the name repeats.
@@ -456,6 +525,8 @@ class App:
         self.eager.update(other.eager)
         for task_name, declared in other.tasks.items():
             self.tasks.setdefault(task_name, declared)
+        for schedule_name, schedule in other.schedules.items():
+            self.schedules.setdefault(schedule_name, schedule)
         for bridge in other.bridges.values():
             if bridge.name in self.bridges:
                 raise ConfigError(f"app {self.name!r} already has a bridge {bridge.name!r}")

@@ -144,8 +144,13 @@ def task_queues(prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def schedules(prefix: str = DEFAULT_PREFIX) -> str:
-    """Hash: schedule name -> its definition (JSON), created and changed at runtime too."""
+    """Set: the name of every schedule (tasks/schedules.py)."""
     return f"{prefix}schedules"
+
+
+def schedule(name: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash: one schedule's timetable, its task's arguments, its last fire, paused or not."""
+    return f"{prefix}schedule:{name}"
 
 
 def schemas(prefix: str = DEFAULT_PREFIX) -> str:

@@ -36,6 +36,8 @@ from gristmill.startup import reach_server
 from gristmill.stopping import STOP_ASKED
 from gristmill.supervisor import serve_workers
 from gristmill.tasks.binding import bind_tasks
+from gristmill.tasks.scheduler import Scheduler
+from gristmill.tasks.schedules import Schedules
 from gristmill.telemetry import tracing
 from gristmill.telemetry.hosting import RuntimeTelemetry
 from gristmill.telemetry.logs import JsonFormatter
@@ -96,6 +98,11 @@ class Runtime:
             if sweep and settings.sweeper  # h8: GRISTMILL_SWEEPER=false under service ACLs
             else None
         )
+        self.scheduler = (
+            Scheduler(self.redis, ttl_ms=settings.lease_ttl_ms, prefix=settings.key_prefix)
+            if sweep and settings.scheduler and app.tasks  # an app of plain processors fires none
+            else None
+        )
         self._stop = anyio.Event()
         # telemetry hook: health port, metrics and tracing; gives each loop its hooks
         self.telemetry = RuntimeTelemetry(
@@ -139,10 +146,13 @@ class Runtime:
         try:
             await self._adopt_schemas()
             await self._register_lanes()
+            await self._write_schedules()
             _quiet_garbage_collector()
             async with anyio.create_task_group() as outer:
                 if self.sweeper is not None:
                     outer.start_soon(self.sweeper.run, name="sweeper")
+                if self.scheduler is not None:
+                    outer.start_soon(self.scheduler.run, name="scheduler")
                 for ticker in self.tickers:
                     outer.start_soon(self._tick, ticker, name=f"ticker:{ticker.name}")
                 outer.start_soon(self._upkeep, name="upkeep")
@@ -173,6 +183,15 @@ class Runtime:
         for loop in self.loops:
             for lane in loop.lanes:
                 await self.store.register_target(lane)
+
+    async def _write_schedules(self) -> None:
+        """Write the app's declared schedules to Redis (their fire state is kept)."""
+        schedules = Schedules(self.redis, self.cache, self.settings.key_prefix)
+        for spec in self.app.schedules.values():
+            await schedules.add(
+                spec.name, spec.task, cron=spec.cron, every=spec.every, tz=spec.tz,
+                catch_up=spec.catch_up, declared_by=self.app.name,
+            )  # fmt: skip
 
     def stop(self) -> None:
         """Ask for a drain: stop reading, finish and commit the batches in hand, return."""

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # the task targets this process serves, comma-separated (`gpu,eu`): a task declared with
     # target= runs only where its target is listed; tasks without a target run everywhere
     targets: str = ""
+    # False: this process runs no scheduler (one replica holding the lease fires schedules)
+    scheduler: bool = True
 
     @property
     def served_targets(self) -> frozenset[str]:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from gristmill.acl import escape_glob, service_grant, setuser_line, sweeper_grant
 from gristmill.embedded import EmbeddedServer
 from gristmill.producer import Publisher
 from gristmill.settings import Settings
+from gristmill.tasks.schedules import Schedules
 from services.orders import app as orders_app
 from services.payments import app as payments_app
 from tests.apps import retry_relay, slow_tasks
@@ -217,12 +220,19 @@ async def test_tasks_run_and_defer_under_their_generated_user(
             "gristmill", "sweep", env={**env, "GRISTMILL_REDIS_URL": _url(acl_server, "sweeper")}
         ) as sweeper,
     ):
-        settings = Settings(redis_url=user_url, sweeper=False, health_port=0)
-        async with slow_tasks.app.connected(settings=settings):
+        settings = Settings(redis_url=SecretStr(user_url), sweeper=False, health_port=0)
+        async with slow_tasks.app.connected(settings=settings) as client:
             handles = await slow_tasks.double.enqueue_many({"n": n} for n in range(50))
             handles.append(await slow_tasks.double.defer(0.2, 50))
             results = [await handle.result(timeout=60) for handle in handles]
             assert await handles[0].cancel() is False
+            # the worker's runtime holds the scheduler lease and fires under the same user
+            schedules = Schedules(admin, client.cache)
+            every = timedelta(milliseconds=200)
+            await schedules.add("acl-tick", slow_tasks.double, every=every, kwargs={"n": 1})
+            with anyio.fail_after(30):
+                while not (found := await schedules.get("acl-tick")) or found.fires < 2:
+                    await anyio.sleep(0.1)
         codes = [await worker.terminate_async(), await sweeper.terminate_async()]
     assert results == [2 * n for n in range(51)]
     assert codes == [0, 0], worker.output + sweeper.output

@@ -58,7 +58,8 @@ def test_list_show_cancel_and_retry(
     only_eu = json.loads(run(cli, "tasks", "list", "--target", "eu", "--json").output)
     assert sorted(t["id"] for t in only_eu) == ["mail-1", "mail-2"]
     table = run(cli, "tasks", "list", "--queue", "billing").output
-    assert "charge-1" in table and "mail-1" not in table
+    assert "charge-1" in table
+    assert "mail-1" not in table
     shown = json.loads(run(cli, "tasks", "show", "mail-1", "--json").output)
     assert shown["payload"] == {"recipient": "ada@example.com", "tags": ["welcome"]}
     seeds = (
@@ -72,7 +73,9 @@ def test_list_show_cancel_and_retry(
         "Send one mail.",
     )
     human = run(cli, "tasks", "show", "mail-1").output
-    assert "ada@example.com" in human and "history" in human and "queued" in human
+    assert "ada@example.com" in human
+    assert "history" in human
+    assert "queued" in human
 
     assert "task mail-2 cancelled" in run(cli, "tasks", "cancel", "mail-2").output
     again = cli.invoke(runtime, ["tasks", "cancel", "mail-2"])
@@ -80,7 +83,8 @@ def test_list_show_cancel_and_retry(
     assert "error: task mail-2 is cancelled; cancel needs it todo or queued" in again.output
 
     refused = cli.invoke(runtime, ["tasks", "retry", "mail-1"])
-    assert refused.exit_code == 2 and "retry needs it error, cancelled or expired" in refused.output
+    assert refused.exit_code == 2
+    assert "retry needs it error, cancelled or expired" in refused.output
 
     async def work_billing() -> None:
         async with app.running(url=server.url, settings=SETTINGS):
@@ -100,4 +104,38 @@ def test_list_show_cancel_and_retry(
     assert db.xlen("gm:tasks:billing") == 2  # the first entry, and the one queued by hand
 
     missing = cli.invoke(runtime, ["tasks", "show", "nope"])
-    assert missing.exit_code == 2 and "error: no task 'nope'" in missing.output
+    assert missing.exit_code == 2
+    assert "error: no task 'nope'" in missing.output
+
+
+def test_schedules_commands(cli: CliRunner, db: sync_redis.Redis) -> None:
+    add = ["schedules", "add", "dbl", "tests.apps.slow_tasks:app", "double"]
+    added = run(cli, *add, "--cron", "0 2 * * *", "--tz", "Europe/Berlin", "--args", '{"n": 3}')
+    assert "schedule dbl fires double; next 20" in added.output
+    (listed,) = json.loads(run(cli, "schedules", "list", "--json").output)
+    assert (listed["cron"], listed["tz"], listed["paused"], listed["fires"]) == (
+        "0 2 * * *", "Europe/Berlin", False, 0,
+    )  # fmt: skip
+    assert listed["next_fire_ms"] % 3_600_000 == 0  # 02:00 Berlin is a whole UTC hour
+    assert "dbl" in run(cli, "schedules", "list").output
+    assert "paused" in run(cli, "schedules", "pause", "dbl").output
+    assert json.loads(run(cli, "schedules", "list", "--json").output)[0]["paused"] is True
+    assert "resumed" in run(cli, "schedules", "resume", "dbl").output
+    triggered = run(cli, "schedules", "trigger", "dbl").output
+    assert "triggered: task dbl@manual-" in triggered
+    task_id = triggered.rsplit("task ", 1)[1].strip()
+    shown = json.loads(run(cli, "tasks", "show", task_id, "--json").output)
+    assert (shown["kind"], shown["schedule"], shown["payload"]) == ("scheduled", "dbl", {"n": "3"})
+    assert "removed" in run(cli, "schedules", "remove", "dbl").output
+    gone = cli.invoke(runtime, ["schedules", "pause", "dbl"])
+    assert gone.exit_code == 2
+    assert "error: no schedule 'dbl'" in gone.output
+    bad = cli.invoke(runtime, [*add, "--cron", "61 * * * *"])
+    assert bad.exit_code == 2
+    assert "error: cron '61 * * * *'" in bad.output
+    wrong = cli.invoke(runtime, [*add[:-1], "triple", "--every", "5"])
+    assert wrong.exit_code == 2
+    assert "has no task 'triple'" in wrong.output
+    missing = cli.invoke(runtime, [*add, "--every", "5"])
+    assert missing.exit_code == 2
+    assert "missing argument 'n'" in missing.output

@@ -16,6 +16,7 @@ from gristmill.cli.history import history
 from gristmill.cli.manifests import manifests
 from gristmill.cli.probe import health
 from gristmill.cli.publish import publish
+from gristmill.cli.schedules import schedules
 from gristmill.cli.schemas import schemas
 from gristmill.cli.serve import serve
 from gristmill.cli.status import status
@@ -46,6 +47,7 @@ runtime.add_command(sweep)
 runtime.add_command(manifests)
 runtime.add_command(tail)
 runtime.add_command(tasks)
+runtime.add_command(schedules)
 
 
 def main() -> None:
