@@ -16,6 +16,7 @@ from gristmill.errors import (
     SchemaNotFound,
     ScriptError,
     ServerError,
+    TaskFailed,
 )
 from gristmill.failures.policy import RetryPolicy
 from gristmill.keys import class_lane
@@ -25,9 +26,14 @@ from gristmill.schemas.build import SchemaBuilder
 from gristmill.schemas.decoding import decode
 from gristmill.schemas.protofiles import load_proto
 from gristmill.settings import Settings
+from gristmill.tasks.client import TaskHandle
+from gristmill.tasks.context import TaskContext
+from gristmill.tasks.declare import Call, Task
+from gristmill.tasks.schedules import Schedules
 
 __all__ = (
     "App",
+    "Call",
     "CommitRefused",
     "ConfigError",
     "Context",
@@ -41,12 +47,17 @@ __all__ = (
     "Retry",
     "RetryPolicy",
     "Runtime",
+    "Schedules",
     "SchemaBuilder",
     "SchemaError",
     "SchemaNotFound",
     "ScriptError",
     "ServerError",
     "Settings",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
     "class_lane",
     "decode",
     "load_proto",

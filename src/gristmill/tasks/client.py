@@ -8,7 +8,7 @@ adds nothing. A handle's `result` polls the record (from 5 ms up to 200 ms betwe
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 
@@ -34,6 +34,7 @@ CANCEL = scripts.load("task_cancel")
 RETRY = scripts.load("task_retry")
 CHUNK = 1000
 
+T = TypeVar("T")
 Pending = tuple[str, "Message", int | None]  # (task id, arguments, due ms or None)
 
 
@@ -131,16 +132,16 @@ class TaskClient:
         )
         return bool(outcome == 1)
 
-    def from_thread(self, call: Coroutine[Any, Any, TaskHandle]) -> TaskHandle:
+    def from_thread(self, call: Coroutine[Any, Any, T]) -> T:
         """Run `call` on the event loop of `app.start_in_thread()`, from another thread."""
         if self.portal is None:
             call.close()
-            raise RuntimeError("enqueue_sync needs app.start_in_thread() to be running")
-        result: TaskHandle = self.portal.call(_awaited, call)
+            raise RuntimeError("the *_sync calls need app.start_in_thread() to be running")
+        result: T = self.portal.call(_awaited, call)
         return result
 
 
-async def _awaited(call: Awaitable[TaskHandle]) -> TaskHandle:
+async def _awaited(call: Awaitable[T]) -> T:
     return await call
 
 
@@ -198,3 +199,7 @@ class TaskHandle:
         if found.state == "done":
             return json.loads(found.result) if found.result else None
         raise TaskFailed(found.state, self.id, found.error)
+
+    def result_sync(self, timeout: float | None = None) -> Any:
+        """`result` from sync code, while `app.start_in_thread()` runs (a Flask view)."""
+        return self.client.from_thread(self.result(timeout))
