@@ -143,10 +143,10 @@ def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
         channels = [escape_glob(keys.delayed_wake(prefix))]
     for task in app.tasks.values():  # enqueued from here, whether or not it runs here
         commands += TASKS
-        stream = task.spec.stream
-        names += [escape_glob(stream), escape_glob(keys.slot_prefix(stream)) + ":task:*"]
+        for stream in task.spec.streams:
+            names += [escape_glob(stream), escape_glob(keys.slot_prefix(stream)) + ":task:*"]
+            names += _store_patterns(stream)  # defer() parks the task in the queue's store
         names += [escape_glob(keys.task_queues(prefix)), escape_glob(keys.delayed_targets(prefix))]
-        names += _store_patterns(stream)  # defer() parks the task in the queue's delayed store
         channels = [escape_glob(keys.delayed_wake(prefix))]
     if app.tasks:  # its runtime competes to fire schedules: every task queue may be a target
         commands += SCHEDULER

@@ -302,6 +302,9 @@ class App:
         tracked: bool = True,
         batch: int | None = None,
         concurrency: int | None = None,
+        fifo: bool = False,
+        fifo_key: str | None = None,
+        partitions: int | None = None,
         **unknown: Never,
     ) -> TaskDecorator:
         """Declare `async def` as a task: calls to `.enqueue(...)` queue it, workers run it.
@@ -320,6 +323,12 @@ class App:
             tracked: False: no record, no state, no result; only the run (fastest).
             batch: Entries per read for this queue (default: GRISTMILL_BATCH).
             concurrency: Tasks of this queue in flight per process (GRISTMILL_CONCURRENCY).
+            fifo: The queue runs one task at a time across all replicas, in enqueue order; a
+                failed task is retried in place, and the queue waits for it (docs/tasks.md).
+            fifo_key: The name of a str/int/bytes parameter: tasks with the same value run in
+                enqueue order, one at a time; different values run in parallel (implies fifo).
+            partitions: A keyed FIFO queue's streams, each one ordered (default 8): keys are
+                spread over them, so at most this many tasks of the queue run at once.
 
         Raises:
             ConfigError: If the function is not `async def`, a hint is not supported
@@ -332,7 +341,8 @@ class App:
         options = {
             "queue": queue, "name": name, "retry": retry, "ttl": ttl, "result_ttl": result_ttl,
             "timeout": timeout, "target": target, "tracked": tracked, "batch": batch,
-            "concurrency": concurrency,
+            "concurrency": concurrency, "fifo": fifo, "fifo_key": fifo_key,
+            "partitions": partitions,
         }  # fmt: skip
         return TaskDecorator(self, options)
 

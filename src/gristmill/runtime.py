@@ -36,6 +36,7 @@ from gristmill.startup import reach_server
 from gristmill.stopping import STOP_ASKED
 from gristmill.supervisor import serve_workers
 from gristmill.tasks.binding import bind_tasks
+from gristmill.tasks.fifo import FifoGate
 from gristmill.tasks.scheduler import Scheduler
 from gristmill.tasks.schedules import Schedules
 from gristmill.telemetry import tracing
@@ -83,6 +84,12 @@ class Runtime:
             and (spec.target is None or spec.target in served)
         ]
         self.task_client = bind_tasks(app, self.redis, self.cache, settings)
+        # a FIFO queue's loop runs only in the replica holding the queue's lease
+        self.gates = {
+            id(loop): FifoGate(loop, self.redis, settings.lease_ttl_ms, settings.key_prefix)
+            for loop in self.loops
+            if getattr(loop.spec.tasks, "fifo", False)
+        }
         self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
         self.bridges = [
             Bridge(spec, self.redis, settings, url)
@@ -120,7 +127,11 @@ class Runtime:
     def _why_not_ready(self) -> str | None:
         if self._stop.is_set():
             return "draining"
-        waiting = [loop.spec.name for loop in self.loops if not loop.ready.is_set()]
+        waiting = [
+            loop.spec.name
+            for loop in self.loops
+            if not loop.ready.is_set() and id(loop) not in self.gates  # a follower waits, ready
+        ]
         return f"processors not reading yet: {', '.join(waiting)}" if waiting else None
 
     async def run(self) -> None:
@@ -158,7 +169,11 @@ class Runtime:
                 outer.start_soon(self._upkeep, name="upkeep")
                 async with anyio.create_task_group() as work:
                     for loop in self.loops:
-                        work.start_soon(loop.run, name=f"processor:{loop.spec.name}")
+                        gate = self.gates.get(id(loop))
+                        work.start_soon(
+                            loop.run if gate is None else gate.run,
+                            name=f"processor:{loop.spec.name}",
+                        )
                     for bridge in self.bridges:
                         work.start_soon(bridge.run, name=f"bridge:{bridge.spec.name}")
                     outer.start_soon(self._drain_on_stop, work.cancel_scope, name="drain")
@@ -198,14 +213,18 @@ class Runtime:
         self._stop.set()
 
     async def wait_ready(self) -> None:
-        """Return once every processor has its groups and is reading."""
+        """Return once every processor has its groups and is reading (a FIFO queue's only
+        where this replica holds its lease)."""
         for loop in self.loops:
-            await loop.ready.wait()
+            if id(loop) not in self.gates:
+                await loop.ready.wait()
 
     async def _drain_on_stop(self, work: anyio.CancelScope) -> None:
         await self._stop.wait()
         for loop in self.loops:
             loop.stop()
+        for gate in self.gates.values():
+            gate.stop()
         for bridge in self.bridges:
             bridge.stop()
         await self._unblock_readers()

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
-# CI runs 60 s (6 failovers); GRISTMILL_TEST_FAILOVER_S=180 runs the 3-minute version
-DURATION_S = float(os.environ.get("GRISTMILL_TEST_FAILOVER_S", "60"))
+# CI runs 60 s (6 failovers); FAILOVER_TEST_S=180 runs the 3-minute version
+DURATION_S = float(os.environ.get("FAILOVER_TEST_S", "60"))
 KILL_EVERY_S = 10.0
 ENV = {"GRISTMILL_BLOCK_MS": "200", "GRISTMILL_CLAIM_IDLE": "2", "GRISTMILL_LEASE_TTL_MS": "2000"}
 

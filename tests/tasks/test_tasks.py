@@ -270,8 +270,8 @@ def test_declarations_fail_clearly() -> None:
 
     with pytest.raises(ConfigError, match="must be `async def`"):
         app.task()(blocking)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="unknown keywords 'fifo_key'"):
-        app.task(fifo_key="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown keywords 'fifo_keys'"):
+        app.task(fifo_keys="x")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ttl must be positive"):
 
         @app.task(ttl=0)

@@ -43,10 +43,10 @@ class Reader:
              b"BLOCK", self.block_ms, b"STREAMS", *self.streams, *[b">"] * len(self.streams))
         )  # fmt: skip
 
-    def own_pending_command(self) -> bytes:
+    def own_pending_command(self, count: int | None = None) -> bytes:
         """XREADGROUP ... STREAMS s1 s2 0 0: this consumer's own pending entries (restart)."""
         return pack_command(
-            (b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", self.count,
+            (b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", count or self.count,
              b"STREAMS", *self.streams, *[b"0"] * len(self.streams))
         )  # fmt: skip
 

@@ -64,6 +64,8 @@ __all__ = ("RECONNECT_BACKOFF_S", "ProcessorLoop", "ProcessorStats")
 
 log = logging.getLogger(__name__)
 
+OWN_PENDING_ORDERED = 100_000  # a FIFO queue's leader reads every entry it holds at once
+
 
 @dataclass(slots=True)
 class _SentCommit:
@@ -175,8 +177,11 @@ class ProcessorLoop:
         await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)
         self._session.recovered()
         self.ready.set()
-        # entries this consumer name holds from before (a reconnect) come first
-        entries = self.reader.parse(await reads.call_packed(self.reader.own_pending_command()))
+        # entries this consumer name holds from before (a reconnect) come first; an ordered
+        # (FIFO) queue takes all of them in one batch, so none is left behind a newer entry
+        ordered = getattr(self.spec.tasks, "fifo", False)
+        own = self.reader.own_pending_command(OWN_PENDING_ORDERED if ordered else None)
+        entries = self.reader.parse(await reads.call_packed(own))
         in_flight: _SentCommit | None = None
         while True:
             if not self._stopping and self._reclaimer.due():

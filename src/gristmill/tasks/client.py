@@ -59,8 +59,20 @@ class TaskClient:
         self._known: set[str] = set()  # queue streams registered with the CLI and the sweeper
 
     async def enqueue(self, spec: TaskSpec, pending: list[Pending]) -> list[TaskHandle]:
-        """Write `pending` tasks of `spec`; one script call per 1,000."""
-        stream = spec.stream
+        """Write `pending` tasks of `spec`; one script call per 1,000 (per partition)."""
+        by_stream: dict[str, list[int]] = {}
+        for index, (_, message, _) in enumerate(pending):
+            by_stream.setdefault(spec.stream_for(message), []).append(index)
+        handles: list[TaskHandle | None] = [None] * len(pending)
+        for stream, indexes in by_stream.items():
+            written = await self._enqueue_to(spec, stream, [pending[i] for i in indexes])
+            for index, handle in zip(indexes, written, strict=True):
+                handles[index] = handle
+        return [handle for handle in handles if handle is not None]
+
+    async def _enqueue_to(
+        self, spec: TaskSpec, stream: str, pending: list[Pending]
+    ) -> list[TaskHandle]:
         if stream not in self._known:
             await self.redis.sadd(keys.task_queues(self.prefix), stream)
             await self.redis.sadd(keys.delayed_targets(self.prefix), stream)

@@ -19,6 +19,7 @@ import inspect
 import re
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
@@ -28,6 +29,8 @@ from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping
+
+    from google.protobuf.message import Message
 
     from gristmill.app import App
     from gristmill.failures.policy import RetryPolicy
@@ -39,6 +42,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 MAX_ID_CHARS = 200
+DEFAULT_PARTITIONS = 8  # a keyed FIFO queue's streams: keys spread over them, in order within
+FIFO_BATCH = 10  # a FIFO queue's entries per read: they run one by one, in order
 _TASK_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
 
@@ -49,7 +54,7 @@ class TaskSpec:
 
     name: str
     queue: str
-    stream: str  # the queue stream its entries go to (keys.task_queue)
+    streams: tuple[str, ...]  # the queue's streams: one, or one per FIFO partition
     function: Callable[..., Awaitable[Any]]
     signature: Signature
     retry: RetryPolicy
@@ -59,6 +64,20 @@ class TaskSpec:
     tracked: bool
     target: str | None
     description: str
+    fifo: bool = False
+    fifo_key: str | None = None  # the parameter whose value picks the partition
+
+    @property
+    def stream(self) -> str:
+        """The queue stream (the first partition's, for a keyed FIFO queue)."""
+        return self.streams[0]
+
+    def stream_for(self, message: Message) -> str:
+        """The stream a task with these arguments goes to: its key's partition, if keyed."""
+        if self.fifo_key is None or len(self.streams) == 1:
+            return self.streams[0]
+        value = str(getattr(message, self.fifo_key)).encode()
+        return self.streams[zlib.crc32(value) % len(self.streams)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +178,20 @@ class Task(Generic[P, R]):
         runs: the call goes to that thread's event loop and this one waits for the id."""
         return self._client().from_thread(self.enqueue(*args, **kwargs))
 
-    def handle(self, task_id: str) -> TaskHandle:
-        """The handle of a task of this kind enqueued earlier (by id)."""
-        return self._client().handle(self.spec.stream, task_id)
+    def handle(self, task_id: str, *, key: str | int | bytes | None = None) -> TaskHandle:
+        """The handle of a task of this kind enqueued earlier, by id (and, for a task with a
+        `fifo_key`, that argument's value: it picks the partition the task is in)."""
+        stream = self.spec.stream
+        if self.spec.fifo_key is not None:
+            message = self.spec.signature.message_class(**{self.spec.fifo_key: key})
+            stream = self.spec.stream_for(message)
+        return self._client().handle(stream, task_id)
+
+
+def _kind(fifo: bool, partitions: int) -> str:
+    if not fifo:
+        return "not FIFO"
+    return f"FIFO by key over {partitions} partitions" if partitions > 1 else "FIFO"
 
 
 class TaskDecorator:
@@ -201,6 +231,9 @@ def declare_task(
     tracked: bool,
     batch: int | None,
     concurrency: int | None,
+    fifo: bool = False,
+    fifo_key: str | None = None,
+    partitions: int | None = None,
 ) -> Task[Any, Any]:
     """Check and record one task of `app` (App.task documents the arguments)."""
     from gristmill.app import ProcessorSpec
@@ -226,37 +259,63 @@ def declare_task(
         if number is not None and number < 1:
             raise ConfigError(f"{where}: {label} must be at least 1")
     signature = signature_of(function, task_name)
-    stream = keys.task_queue(queue, target)
+    fifo = fifo or fifo_key is not None
+    if fifo_key is not None:
+        kinds = {f.name: (f.kind, f.shape) for f in signature.fields}
+        if kinds.get(fifo_key) not in ((str, "one"), (int, "one"), (bytes, "one")):
+            raise ConfigError(
+                f"{where}: fifo_key={fifo_key!r} must name a str, int or bytes parameter"
+            )
+    if fifo and concurrency not in (None, 1):
+        raise ConfigError(f"{where}: a FIFO queue runs one task at a time; drop concurrency=")
+    if partitions is not None and (fifo_key is None or partitions < 1):
+        raise ConfigError(f"{where}: partitions= goes with fifo_key= and is at least 1")
+    count = (partitions or DEFAULT_PARTITIONS) if fifo_key is not None else 1
+    base = keys.task_queue(queue, target)
+    streams = (base,) if count == 1 else tuple(f"{base}#{p}" for p in range(count))
     doc = (function.__doc__ or "").strip().splitlines()
     spec = TaskSpec(
-        name=task_name, queue=queue, stream=stream, function=function, signature=signature,
+        name=task_name, queue=queue, streams=streams, function=function, signature=signature,
         retry=retry or RetryPolicy(), ttl_ms=round((ttl or 0) * 1000),
         result_ttl_ms=round(result_ttl * 1000), timeout=timeout, tracked=tracked, target=target,
-        description=doc[0] if doc else "",
+        description=doc[0] if doc else "", fifo=fifo, fifo_key=fifo_key,
     )  # fmt: skip
     processor = f"tasks.{queue}" + (f"@{target}" if target else "")
-    existing = app.processors.get(processor)
-    if existing is None:
-        work = TaskWork(stream)
-        app.processors[processor] = ProcessorSpec(
-            name=processor, app=app.name, handler=work.handler, inputs=(stream,), outputs=(),
-            group=processor, batch=batch, concurrency=concurrency, from_beginning=True,
-            tasks=work, target=target,
-        )  # fmt: skip
-    else:
-        assert isinstance(existing.tasks, TaskWork)
-        work = existing.tasks
-        changes = {"batch": batch, "concurrency": concurrency}
-        for option, given in changes.items():
-            if given is not None and getattr(existing, option) not in (None, given):
-                raise ConfigError(
-                    f"{where}: queue {queue!r} has {option}={getattr(existing, option)} from an "
-                    f"earlier task; give it once (or the same value)"
-                )
-        app.processors[processor] = replace(
-            existing, batch=existing.batch or batch, concurrency=existing.concurrency or concurrency
-        )
-    work.add(spec)
+    first = app.processors.get(processor) or app.processors.get(f"{processor}#0")
+    queue_kind = (fifo, count)
+    if first is not None:
+        assert isinstance(first.tasks, TaskWork)
+        if (first.tasks.fifo, first.tasks.partitions) != queue_kind:
+            raise ConfigError(
+                f"{where}: queue {queue!r} is {_kind(first.tasks.fifo, first.tasks.partitions)} "
+                f"from an earlier task, this one {_kind(fifo, count)}: a queue is one kind"
+            )
+    for number, stream in enumerate(streams):
+        name_p = processor if count == 1 else f"{processor}#{number}"
+        existing = app.processors.get(name_p)
+        if existing is None:
+            work = TaskWork(stream, fifo=fifo, partitions=count)
+            app.processors[name_p] = ProcessorSpec(
+                name=name_p, app=app.name, handler=work.handler, inputs=(stream,), outputs=(),
+                group=name_p, batch=batch or (FIFO_BATCH if fifo else None),
+                concurrency=1 if fifo else concurrency, from_beginning=True, tasks=work,
+                target=target,
+            )  # fmt: skip
+        else:
+            assert isinstance(existing.tasks, TaskWork)
+            work = existing.tasks
+            changes = {"batch": batch, "concurrency": concurrency}
+            for option, given in changes.items():
+                if given is not None and getattr(existing, option) not in (None, given):
+                    raise ConfigError(
+                        f"{where}: queue {queue!r} has {option}={getattr(existing, option)} "
+                        "from an earlier task; give it once (or the same value)"
+                    )
+            app.processors[name_p] = replace(
+                existing, batch=existing.batch or batch,
+                concurrency=existing.concurrency or concurrency,
+            )  # fmt: skip
+        work.add(spec)
     if signature.schema is not None:
         app.schemas.append(signature.schema)
     task: Task[Any, Any] = Task(spec)

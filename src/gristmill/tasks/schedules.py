@@ -142,7 +142,8 @@ class Schedules:
         every_ms = round(every.total_seconds() * 1000) if every is not None else 0
         key = keys.schedule(name, self.prefix)
         definition: dict[str, str | int | bytes] = {
-            "name": name, "task": spec.name, "queue": spec.queue, "stream": spec.stream,
+            "name": name, "task": spec.name, "queue": spec.queue,
+            "stream": spec.stream_for(message),
             "target": spec.target or "", "cron": cron or "", "tz": tz, "every_ms": every_ms,
             "catch_up": catch_up, "schema_id": schema_id,
             "payload": message.SerializeToString(), "tracked": int(spec.tracked),
@@ -156,7 +157,7 @@ class Schedules:
         pipe.hsetnx(key, "created_at", now_ms)
         pipe.hsetnx(key, "paused", int(paused))
         pipe.sadd(keys.schedules(self.prefix), name)
-        pipe.sadd(keys.task_queues(self.prefix), spec.stream)  # `runtime tasks` finds its runs
+        pipe.sadd(keys.task_queues(self.prefix), spec.stream_for(message))  # `runtime tasks`
         await pipe.execute()
         found = await self.get(name)
         assert found is not None

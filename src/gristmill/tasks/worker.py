@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from google.protobuf.message import Message
 from gristmill import keys, scripts
 from gristmill.clock import SYSTEM_CLOCK
 from gristmill.failures import reasons
-from gristmill.failures.policy import ToDeadLetter
+from gristmill.failures.policy import RetryAfter, ToDeadLetter, decide
 from gristmill.tasks.context import TaskContext
 from gristmill.tasks.record import event_line, items_of
 
@@ -40,19 +41,23 @@ if TYPE_CHECKING:
     from gristmill.tasks.declare import TaskSpec
 
 START = scripts.load("task_start")
+NOTE = scripts.load("task_note")
 _ERROR_CHARS = 500
 
 
 class TaskWork:
     """The tasks of one queue stream, as its processor runs them (pipeline.batch.TaskTracking)."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, *, fifo: bool = False, partitions: int = 1) -> None:
         self.stream = stream
+        self.fifo = fifo  # one task at a time, in order; retries run in place (below)
+        self.partitions = partitions  # the queue's streams (a keyed FIFO queue has several)
         self.tasks: dict[str, TaskSpec] = {}
         self.redis: Redis | None = None  # bound by the runtime before the first batch
         self._flags: dict[bytes, str] = {}  # entry id -> task_start's letter, this batch
         self._results: dict[bytes, str] = {}  # entry id -> the JSON of the return value
         self._attempts: dict[bytes, int] = {}  # entry id -> the run it is (tracked tasks)
+        self._random = random.Random()
 
     def add(self, spec: TaskSpec) -> None:
         self.tasks[spec.name] = spec
@@ -102,7 +107,10 @@ class TaskWork:
 
     def policy(self, slot: Slot) -> RetryPolicy | None:
         spec, _ = self._spec_of(slot)
-        return spec.retry if spec is not None else None
+        if spec is None:
+            return None
+        # a FIFO task was retried in place already: what reaches the router is its last failure
+        return dataclasses.replace(spec.retry, max_attempts=1) if self.fifo else spec.retry
 
     # -- the handler -----------------------------------------------------------------------------
 
@@ -118,13 +126,49 @@ class TaskWork:
         attempt = self._attempts.get(entry_id) or ctx.attempt  # untracked: deliveries
         context = TaskContext(task_id, name, spec.queue, attempt, self.redis, record_key)
         kwargs = spec.signature.arguments_of(message, context)
-        if spec.timeout is None:
-            value = await spec.function(**kwargs)
-        else:
-            with anyio.fail_after(spec.timeout):
-                value = await spec.function(**kwargs)
+        while True:
+            try:
+                value = await self._run(spec, kwargs)
+                break
+            except Exception as exc:
+                if not self.fifo:
+                    raise  # retried through the delayed store by the router
+                decision = decide(exc, context.attempt, spec.retry, self._random.random())
+                if not isinstance(decision, RetryAfter):
+                    raise  # the router dead-letters it (policy() allows no retry)
+                # FIFO: the queue waits for this task; it is run again here, in its place
+                await self._note_retry(record_key, exc, decision, context.attempt)
+                await anyio.sleep(decision.delay_ms / 1000)
+                context.attempt = await self._restart(record_key, context.attempt)
         if record_key is not None:
             self._results[entry_id] = result_json(value)
+
+    @staticmethod
+    async def _run(spec: TaskSpec, kwargs: dict[str, object]) -> object:
+        if spec.timeout is None:
+            return await spec.function(**kwargs)
+        with anyio.fail_after(spec.timeout):
+            return await spec.function(**kwargs)
+
+    async def _note_retry(
+        self, record_key: str | None, failure: Exception, decision: RetryAfter, attempt: int
+    ) -> None:
+        if record_key is None or self.redis is None:
+            return
+        now_ms = SYSTEM_CLOCK.now_ms()
+        error = _error_of(failure)
+        lines = event_line(now_ms, "error", error) + event_line(
+            now_ms, "queued", f"retry {attempt} in {decision.delay_ms} ms, in place (FIFO)"
+        )
+        items = items_of({"state": "queued", "state_at": now_ms, "updated_at": now_ms,
+                          "retries_used": attempt, "error": error})  # fmt: skip
+        await NOTE(self.redis, [record_key], [lines, *items])
+
+    async def _restart(self, record_key: str | None, attempt: int) -> int:
+        if record_key is None or self.redis is None:
+            return attempt + 1
+        _, started = await START(self.redis, [record_key], [SYSTEM_CLOCK.now_ms()])
+        return int(started) or attempt + 1
 
     # -- the record's update in the batch's commit -----------------------------------------------
 
