@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from gristmill import keys
 from gristmill.observe.snapshot import LEASE_ROLES
+from gristmill.tasks.fifo import lease_role
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -60,10 +61,11 @@ TASKS = (  # gristmill.tasks: enqueue, start, the commit's record op, reports, r
     "hget", "hgetall", "pexpire",  # commit_batch.lua's record op, handle.record(), task_cancel
     "sadd",  # the task queues set, so `runtime tasks` finds the records
 )  # fmt: skip
+LEASE = ("exists", "incrby", "set", "get", "pexpire", "del")  # timing/leader.py, lease_*.lua
 SCHEDULER = (  # tasks/scheduler.py: the lease, the schedules, and firing any of them
-    "exists", "incrby", "set", "get", "pexpire", "del",  # timing/leader.py, lease_*.lua
-    "smembers", "hgetall", "hset", "hsetnx", "hincrby", "sadd",  # tasks/schedules.py
+    *LEASE, "smembers", "hgetall", "hset", "hsetnx", "hincrby", "sadd",  # tasks/schedules.py
 )  # fmt: skip
+FIFO = ("xautoclaim",)  # a FIFO queue's new lease holder claims every pending entry
 RETENTION = ("exists", "xinfo|groups", "xlen", "xrange", "xrevrange", "xtrim")  # trim_consumed
 TICKER = ("xadd",)
 SWEEPER = (
@@ -147,6 +149,12 @@ def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
             names += [escape_glob(stream), escape_glob(keys.slot_prefix(stream)) + ":task:*"]
             names += _store_patterns(stream)  # defer() parks the task in the queue's store
         names += [escape_glob(keys.task_queues(prefix)), escape_glob(keys.delayed_targets(prefix))]
+        if task.spec.fifo:  # tasks/fifo.py: the queue's lease, and taking over its entries
+            commands += (*FIFO, *LEASE)
+            for stream in task.spec.streams:
+                role = lease_role(stream)
+                names += [escape_glob(keys.lease(role, prefix)),
+                          escape_glob(keys.lease_epoch(role, prefix))]  # fmt: skip
         channels = [escape_glob(keys.delayed_wake(prefix))]
     if app.tasks:  # its runtime competes to fire schedules: every task queue may be a target
         commands += SCHEDULER

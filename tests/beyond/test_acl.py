@@ -24,7 +24,7 @@ from gristmill.settings import Settings
 from gristmill.tasks.schedules import Schedules
 from services.orders import app as orders_app
 from services.payments import app as payments_app
-from tests.apps import retry_relay, slow_tasks
+from tests.apps import fifo_tasks, retry_relay, slow_tasks
 from tests.delivery import order, pipeline_idle, place_orders
 from tests.helpers.procs import Proc, python_module, serve
 from tests.pipeline.messages import Order
@@ -236,4 +236,26 @@ async def test_tasks_run_and_defer_under_their_generated_user(
         codes = [await worker.terminate_async(), await sweeper.terminate_async()]
     assert results == [2 * n for n in range(51)]
     assert codes == [0, 0], worker.output + sweeper.output
+    assert await raw(admin, "ACL", "LOG") == []
+
+
+@pytest.mark.slow
+async def test_a_fifo_queue_runs_under_its_generated_user(
+    acl_server: EmbeddedServer, admin: Redis, tmp_path: Path
+) -> None:
+    target = "tests.apps.fifo_tasks:app"
+    await raw(admin, *runtime_acl(target).split())
+    env = {"GRISTMILL_SWEEPER": "false", "GRISTMILL_BLOCK_MS": "200",
+           "GRISTMILL_DATA_DIR": str(tmp_path)}  # fmt: skip
+    user_url = _url(acl_server, "fifo_tasks")
+    with serve(target, env={**env, "GRISTMILL_REDIS_URL": user_url}) as worker:
+        settings = Settings(redis_url=SecretStr(user_url), sweeper=False, health_port=0)
+        async with fifo_tasks.app.connected(settings=settings):
+            handles = await fifo_tasks.step.enqueue_many({"n": n} for n in range(100))
+            keyed = await fifo_tasks.post.enqueue_many(
+                {"account": f"a{n % 3}", "n": n} for n in range(30)
+            )
+            ended = [await handle.result(timeout=60) for handle in handles + keyed]
+        assert await worker.terminate_async() == 0, worker.output
+    assert ended[:100] == sorted(ended[:100])
     assert await raw(admin, "ACL", "LOG") == []
