@@ -4,7 +4,7 @@
   Returns 1, or 0 if the task has no record. ]]
 
 local key = KEYS[1]
-local events = redis.call('HGET', key, 'events')
-if not events then return 0 end
+if redis.call('EXISTS', key) == 0 then return 0 end
+local events = redis.call('HGET', key, 'events') or ''
 redis.call('HSET', key, 'events', events .. ARGV[1], unpack(ARGV, 2))
 return 1

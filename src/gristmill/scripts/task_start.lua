@@ -5,7 +5,8 @@
   Returns {letters, attempt per record}: one letter per record, and the run number it starts
   (`attempt` counts runs: an entry delivered to a worker that died before running it is not
   counted, unlike a processor's delivery-based attempt):
-    r  run it (now `running`, its attempt one more, and a history line)
+    r  run it (now `running`, its attempt one more; a history line from the second run on:
+       the first start is `started_at`, so the common path keeps the record small)
     n  no record (untracked, or its record was deleted): run it, record nothing
     c  cancelled, or done already (a duplicate entry): ack it unrun
     x  not started within its ttl (counted from `queued_at`; a task that started once does not
@@ -31,10 +32,13 @@ for k = 1, #KEYS do
   local attempt = 0
   if flag == 'r' then
     attempt = redis.call('HINCRBY', key, 'attempt', 1)
-    local events = redis.call('HGET', key, 'events') or ''
-    redis.call('HSET', key, 'state', 'running', 'state_at', now, 'updated_at', now,
-               'events', events .. now .. ' running attempt ' .. attempt .. '\n')
-    redis.call('HSETNX', key, 'started_at', now)
+    redis.call('HSET', key, 'state', 'running', 'state_at', now, 'updated_at', now)
+    if attempt == 1 then
+      redis.call('HSETNX', key, 'started_at', now)  -- the first start: its history line
+    else
+      local events = redis.call('HGET', key, 'events') or ''
+      redis.call('HSET', key, 'events', events .. now .. ' running attempt ' .. attempt .. '\n')
+    end
   end
   flags[k] = flag
   reply[k + 1] = attempt

@@ -7,7 +7,13 @@
     schema_id, payload    the arguments as enqueued (one message, docs/wire-format.md)
     result                the return value as JSON; error: the last failure, one line
     reports               `<ms> <text>` lines from ctx.report(...)
-    events                `<ms> <state> [detail]` lines: every transition, with its time
+    events                `<ms> <state> [detail]` lines: the transitions that the times above
+                          do not tell (failures, retries, reruns, cancel, expiry)
+
+`TaskRecord.events` is the whole history: creation (`queued`, or `todo` when deferred) at
+`created_at`, the first start at `started_at`, the lines of `events`, and the end at
+`finished_at` when no line says it. So a task that runs once and succeeds stores no history
+lines, and its record stays a small listpack (hash-max-listpack-value is 64 bytes).
 
 Times are integer ms since the epoch. Fields that are empty or zero are not stored; `parse`
 fills in the defaults. The record lives in its queue stream's hash slot, so the scripts that
@@ -98,7 +104,6 @@ def first_items(
         "retries_allowed": retries_allowed, "ttl_ms": ttl_ms, "result_ttl_ms": result_ttl_ms,
         "target": target, "description": description, "schema_id": schema_id,
         "payload": payload, "schedule": schedule, "kind": "scheduled" if schedule else "",
-        "events": event_line(now_ms, state, f"due {due_ms}" if due_ms is not None else ""),
     }  # fmt: skip
     return items_of(values)
 
@@ -142,15 +147,29 @@ def parse(fields: Mapping[bytes, bytes]) -> TaskRecord | None:
         return text.get(name, b"").decode(errors="replace")
 
     numbers = {name: int(text.get(name, b"0") or 0) for name in _INTS}
+    state = string("state")
     return TaskRecord(
-        id=string("id"), name=string("name"), queue=string("queue"), state=string("state"),
+        id=string("id"), name=string("name"), queue=string("queue"), state=state,
         target=string("target"), description=string("description"),
         kind=string("kind") or "on_demand", schedule=string("schedule"),
         schema_id=text.get("schema_id", b""), payload=text.get("payload", b""),
         result=string("result"), error=string("error"),
-        events=parse_events(string("events")), reports=parse_reports(string("reports")),
-        **numbers,
+        events=history(state, numbers, parse_events(string("events"))),
+        reports=parse_reports(string("reports")), **numbers,
     )  # fmt: skip
+
+
+def history(state: str, times: Mapping[str, int], lines: tuple[Event, ...]) -> tuple[Event, ...]:
+    """The whole history: the events the record's times tell, around its `events` lines."""
+    created, queued = times["created_at"], times["queued_at"]
+    events = [Event(created, "todo" if queued > created else "queued")]
+    if times["started_at"]:
+        events.append(Event(times["started_at"], "running", "attempt 1"))
+    events += lines
+    finished = times["finished_at"]
+    if state in FINISHED and finished and events[-1].state != state:
+        events.append(Event(finished, state))
+    return tuple(events)
 
 
 def parse_reports(text: str) -> tuple[Event, ...]:

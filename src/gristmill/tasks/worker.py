@@ -186,7 +186,7 @@ class TaskWork:
         result = self._results.pop(slot.entry[1], "")
         items = items_of({"state": "done", "state_at": now_ms, "updated_at": now_ms,
                           "finished_at": now_ms, "result": result})  # fmt: skip
-        return key, spec.result_ttl_ms, event_line(now_ms, "done").encode(), items
+        return key, spec.result_ttl_ms, b"", items  # no line: `finished_at` tells it
 
     def retried(self, slot: Slot, next_attempt: int, delay_ms: int, now_ms: int) -> RecordOp | None:
         key = self._record_key(slot)
