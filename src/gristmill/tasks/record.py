@@ -137,16 +137,26 @@ def parse_events(text: str) -> tuple[Event, ...]:
     return tuple(events)
 
 
+class HashFields:
+    """An HGETALL reply read field by field: absent text is "", absent numbers are 0."""
+
+    def __init__(self, fields: Mapping[bytes, bytes]) -> None:
+        self.raw = {key.decode(): value for key, value in fields.items()}
+
+    def text(self, name: str) -> str:
+        return self.raw.get(name, b"").decode(errors="replace")
+
+    def numbers(self, names: tuple[str, ...]) -> dict[str, int]:
+        return {name: int(self.raw.get(name, b"0") or 0) for name in names}
+
+
 def parse(fields: Mapping[bytes, bytes]) -> TaskRecord | None:
     """The record of HGETALL `fields`; None if there are none (no such task)."""
     if not fields:
         return None
-    text = {key.decode(): value for key, value in fields.items()}
-
-    def string(name: str) -> str:
-        return text.get(name, b"").decode(errors="replace")
-
-    numbers = {name: int(text.get(name, b"0") or 0) for name in _INTS}
+    read = HashFields(fields)
+    string, text = read.text, read.raw
+    numbers = read.numbers(_INTS)
     state = string("state")
     return TaskRecord(
         id=string("id"), name=string("name"), queue=string("queue"), state=state,

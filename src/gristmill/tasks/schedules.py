@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK
 from gristmill.errors import ConfigError
+from gristmill.tasks.record import HashFields
 from gristmill.tasks.timetable import Timetable, timetable
 
 if TYPE_CHECKING:
@@ -81,12 +82,9 @@ def parse(fields: Mapping[bytes, bytes]) -> Schedule | None:
     """The schedule of HGETALL `fields`; None if there are none."""
     if not fields:
         return None
-    text = {key.decode(): value for key, value in fields.items()}
-
-    def string(name: str) -> str:
-        return text.get(name, b"").decode(errors="replace")
-
-    numbers = {name: int(text.get(name, b"0") or 0) for name in _INTS}
+    read = HashFields(fields)
+    string, text = read.text, read.raw
+    numbers = read.numbers(_INTS)
     return Schedule(
         name=string("name"), task=string("task"), queue=string("queue"), stream=string("stream"),
         cron=string("cron"), tz=string("tz"), paused=string("paused") == "1",
