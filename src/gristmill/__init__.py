@@ -28,8 +28,9 @@ from gristmill.schemas.protofiles import load_proto
 from gristmill.settings import Settings
 from gristmill.tasks.client import TaskHandle
 from gristmill.tasks.context import TaskContext
-from gristmill.tasks.declare import Call, Task
+from gristmill.tasks.declare import Task
 from gristmill.tasks.schedules import Schedules
+from gristmill.tasks.spec import Call
 
 __all__ = (
     "App",

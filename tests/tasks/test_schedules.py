@@ -13,8 +13,8 @@ from gristmill import App, keys
 from gristmill.errors import ConfigError
 from gristmill.settings import Settings
 from gristmill.tasks import inspect
-from gristmill.tasks.scheduler import Scheduler, fire
-from gristmill.tasks.schedules import Schedules
+from gristmill.tasks.scheduler import Scheduler
+from gristmill.tasks.schedules import Schedules, fire
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -11,7 +11,7 @@ from gristmill import App, keys
 from gristmill.errors import ConfigError, TaskFailed
 from gristmill.failures.policy import RetryPolicy
 from gristmill.settings import Settings
-from gristmill.tasks.declare import Call
+from gristmill.tasks.spec import Call
 from tests.typed_redis import raw, xrange
 
 if TYPE_CHECKING:

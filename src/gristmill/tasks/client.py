@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gristmill.schemas.cache import SchemaCache
-    from gristmill.tasks.declare import TaskSpec
     from gristmill.tasks.record import Event, TaskRecord
+    from gristmill.tasks.spec import TaskSpec
 
 ENQUEUE = scripts.load("task_enqueue")
 CANCEL = scripts.load("task_cancel")

@@ -1,6 +1,6 @@
 """The scheduler: every replica runs one; the holder of the "scheduler" lease fires schedules.
 
-Each fire is one task_enqueue.lua call whose fire marker (keys.schedule_fired: schedule and
+Each fire (schedules.fire) is one task_enqueue.lua call whose fire marker (keys.schedule_fired: schedule and
 fire time, in the queue's slot, kept two days) is set in the same script that enqueues the
 task, and the task's id is `<schedule>@<fire ms>`. So a fire happens once however often it is
 tried: a leader that dies after enqueueing and before noting its last fire makes its successor
@@ -25,60 +25,21 @@ from redis.exceptions import RedisError
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK
-from gristmill.envelope import PAYLOAD, SCHEMA_ID, TASK
 from gristmill.errors import ConfigError
-from gristmill.tasks.client import ENQUEUE
-from gristmill.tasks.record import first_items
-from gristmill.tasks.schedules import Schedules
+from gristmill.tasks.schedules import Schedules, fire
 from gristmill.tasks.timetable import due_fires
 from gristmill.timing.leader import Lease
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from gristmill.tasks.schedules import Schedule
     from gristmill.tasks.timetable import Timetable
 
 log = logging.getLogger(__name__)
 
 ROLE = "scheduler"
 MAX_RECENT = 1000  # fire times per schedule and pass within the grace window
-MARKER_TTL_MS = 2 * 86_400_000
 LONGEST_SLEEP_S = 1.0
-
-
-async def fire(
-    redis: Redis,
-    schedule: Schedule,
-    fire_ms: int,
-    *,
-    task_id: str | None = None,
-    marker: bool = True,
-    prefix: str = keys.DEFAULT_PREFIX,
-) -> bool:
-    """Enqueue `schedule`'s task for `fire_ms`; False if that fire was enqueued already."""
-    stream = schedule.stream
-    task_id = task_id or f"{schedule.name}@{fire_ms}"
-    fields = [SCHEMA_ID, schedule.schema_id, PAYLOAD, schedule.payload,
-              TASK, f"{schedule.task}/{task_id}".encode()]  # fmt: skip
-    record_keys = [keys.task_record(stream, task_id)] if schedule.tracked else []
-    now_ms = SYSTEM_CLOCK.now_ms()
-    items: list[bytes] = []
-    if schedule.tracked:
-        items = first_items(
-            task_id=task_id, name=schedule.task, queue=schedule.queue, now_ms=now_ms,
-            due_ms=None, schema_id=schedule.schema_id, payload=schedule.payload,
-            retries_allowed=schedule.retries_allowed, ttl_ms=schedule.ttl_ms,
-            result_ttl_ms=schedule.result_ttl_ms, target=schedule.target,
-            description=schedule.description, schedule=schedule.name,
-        )  # fmt: skip
-    marker_keys = [keys.schedule_fired(stream, schedule.name, fire_ms)] if marker else []
-    all_keys = [stream, keys.delayed_store(stream), *record_keys, *marker_keys]
-    marker_index = len(all_keys) if marker else 0
-    args: list[bytes | str | int] = [keys.delayed_wake(prefix), 0, marker_index, MARKER_TTL_MS, 1]
-    args += (3 if schedule.tracked else 0, b"q", len(fields), *fields, len(items), *items)
-    added = await ENQUEUE(redis, all_keys, args)
-    return bool(added) and added[0] == 1
 
 
 class Scheduler:

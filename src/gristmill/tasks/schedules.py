@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK
+from gristmill.envelope import PAYLOAD, SCHEMA_ID, TASK
 from gristmill.errors import ConfigError
-from gristmill.tasks.record import HashFields
+from gristmill.tasks.client import ENQUEUE
+from gristmill.tasks.record import HashFields, first_items
 from gristmill.tasks.timetable import Timetable, timetable
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from gristmill.schemas.cache import SchemaCache
     from gristmill.tasks.declare import Task
 
+MARKER_TTL_MS = 2 * 86_400_000  # how long a fire's marker says "enqueued already"
 _INTS = ("every_ms", "anchor_ms", "catch_up", "last_fire_ms", "ttl_ms", "result_ttl_ms",
          "retries_allowed", "fires", "created_at", "updated_at")  # fmt: skip
 
@@ -200,8 +203,6 @@ class Schedules:
 
     async def trigger(self, name: str) -> str | None:
         """Enqueue one run of `name` now, outside its timetable; returns the task id."""
-        from gristmill.tasks.scheduler import fire
-
         found = await self.get(name)
         if found is None:
             return None
@@ -209,3 +210,37 @@ class Schedules:
         task_id = f"{name}@manual-{now_ms}"
         await fire(self.redis, found, now_ms, task_id=task_id, marker=False, prefix=self.prefix)
         return task_id
+
+
+async def fire(
+    redis: Redis,
+    schedule: Schedule,
+    fire_ms: int,
+    *,
+    task_id: str | None = None,
+    marker: bool = True,
+    prefix: str = keys.DEFAULT_PREFIX,
+) -> bool:
+    """Enqueue `schedule`'s task for `fire_ms`; False if that fire was enqueued already."""
+    stream = schedule.stream
+    task_id = task_id or f"{schedule.name}@{fire_ms}"
+    fields = [SCHEMA_ID, schedule.schema_id, PAYLOAD, schedule.payload,
+              TASK, f"{schedule.task}/{task_id}".encode()]  # fmt: skip
+    record_keys = [keys.task_record(stream, task_id)] if schedule.tracked else []
+    now_ms = SYSTEM_CLOCK.now_ms()
+    items: list[bytes] = []
+    if schedule.tracked:
+        items = first_items(
+            task_id=task_id, name=schedule.task, queue=schedule.queue, now_ms=now_ms,
+            due_ms=None, schema_id=schedule.schema_id, payload=schedule.payload,
+            retries_allowed=schedule.retries_allowed, ttl_ms=schedule.ttl_ms,
+            result_ttl_ms=schedule.result_ttl_ms, target=schedule.target,
+            description=schedule.description, schedule=schedule.name,
+        )  # fmt: skip
+    marker_keys = [keys.schedule_fired(stream, schedule.name, fire_ms)] if marker else []
+    all_keys = [stream, keys.delayed_store(stream), *record_keys, *marker_keys]
+    marker_index = len(all_keys) if marker else 0
+    args: list[bytes | str | int] = [keys.delayed_wake(prefix), 0, marker_index, MARKER_TTL_MS, 1]
+    args += (3 if schedule.tracked else 0, b"q", len(fields), *fields, len(items), *items)
+    added = await ENQUEUE(redis, all_keys, args)
+    return bool(added) and added[0] == 1

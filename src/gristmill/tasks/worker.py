@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from gristmill.failures.policy import RetryPolicy
     from gristmill.pipeline.batch import Slot
     from gristmill.pipeline.publish import RecordOp
-    from gristmill.tasks.declare import TaskSpec
+    from gristmill.tasks.spec import TaskSpec
 
 START = scripts.load("task_start")
 NOTE = scripts.load("task_note")
