@@ -43,6 +43,7 @@ SCENARIOS = (
     "sweep",  # the delayed-store work
     "telemetry",  # the observability work: metrics and tracing overhead
     "bridge",  # the pub/sub bridge work
+    "tasks",  # the tasks work: tracked tasks against arq, SAQ, taskiq and Celery
 )
 DEFAULT_MESSAGES = 200_000
 SCENARIO_BASE_TIMEOUT_S = 300.0

@@ -19,6 +19,9 @@ VENVS = REPO / ".bench-venvs"
 PINNED: dict[str, tuple[str, ...]] = {
     "faststream": ("faststream[redis]==0.7.8",),
     "arq": ("arq==0.28.0",),
+    "saq": ("saq[redis]==0.26.4", "typing-extensions"),  # 0.26.4 imports it, requires it not
+    "taskiq": ("taskiq==0.13.0", "taskiq-redis==1.2.4"),
+    "celery": ("celery[redis]==5.7.0",),
 }
 _SHARED = ("protobuf", "hiredis")  # at the versions gristmill's environment has
 

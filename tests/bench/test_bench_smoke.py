@@ -15,6 +15,7 @@ from redis import Redis
 from bench.apps import PASSTHROUGH_STREAMS, PIPELINE_STREAMS
 from bench.harness import Bench
 from bench.payload import Invoice
+from bench.scenarios import tasks as tasks_scenario
 from bench.systems import measure
 
 if TYPE_CHECKING:
@@ -73,3 +74,24 @@ def test_a_missing_system_is_a_row_not_a_crash(server: EmbeddedServer) -> None:
 
     assert result["msgs_per_s"] is None
     assert "no-such-system" in str(result["note"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["gristmill", "gristmill-untracked"])
+def test_the_tasks_scenario_runs_every_task_once(server: EmbeddedServer, system: str) -> None:
+    bench = Bench(server.url)
+    client = Redis.from_url(server.url)
+    try:
+        result = tasks_scenario.measure(bench, system, MESSAGES)
+        stream, group = tasks_scenario.QUEUES[system]
+        assert "not measured" not in str(result.get("note")), result
+        assert isinstance(result["msgs_per_s"], int)
+        assert isinstance(result["enqueue_per_s"], int)
+        assert result["tasks"] == MESSAGES
+        assert client.xlen(stream) == MESSAGES
+        assert _pending(client, stream, group) == 0
+        records = len(list(client.scan_iter(match="{gm:tasks:bench}:task:*", count=10_000)))
+        assert records == (MESSAGES if system == "gristmill" else 0)  # _check saw each done
+    finally:
+        client.close()
+        bench.close()

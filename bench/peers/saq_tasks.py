@@ -1,0 +1,58 @@
+"""SAQ for the `tasks` scenario (runs in .bench-venvs/saq): the no-op `noop(n) -> n`, its
+result kept by SAQ on the job, enqueued 200 at a time; a worker with concurrency 50.
+`--enqueue N` queues and prints the seconds; else a worker until SIGTERM. Finished jobs are
+counted by the harness from SAQ's queue lists."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from saq import Queue, Worker  # type: ignore[import-not-found, unused-ignore]
+
+from bench.peers.common import run_until_terminated
+
+CONCURRENT = 200
+CONCURRENCY = 50
+
+
+async def noop(ctx: dict[str, Any], *, n: int) -> int:
+    return n
+
+
+async def enqueue(url: str, count: int) -> float:
+    queue = Queue.from_url(url)
+    try:
+        started = time.perf_counter()
+        for start in range(0, count, CONCURRENT):
+            numbers = range(start, min(start + CONCURRENT, count))
+            await asyncio.gather(*(queue.enqueue("noop", n=n) for n in numbers))
+        return time.perf_counter() - started
+    finally:
+        await queue.disconnect()
+
+
+async def work(url: str) -> None:
+    queue = Queue.from_url(url)
+    worker = Worker(queue, functions=[noop], concurrency=CONCURRENCY)
+    try:
+        await worker.start()
+    finally:
+        await worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--enqueue", type=int, default=0)
+    args = parser.parse_args()
+    if args.enqueue:
+        print(f"enqueue_seconds {asyncio.run(enqueue(args.url, args.enqueue)):.6f}")
+    else:
+        run_until_terminated(work(args.url))
+
+
+if __name__ == "__main__":
+    main()
