@@ -524,17 +524,20 @@ class App:
             ConfigError: If a processor name repeats.
         """
         for spec in other.processors.values():
+            if spec.tasks is not None:
+                continue  # task queues merge below: both apps may declare tasks of one queue
             if spec.name in self.processors:
                 raise ConfigError(f"app {self.name!r} already has a processor {spec.name!r}")
             self.processors[spec.name] = spec
+        from gristmill.tasks.declare import include_tasks
+
+        include_tasks(self, other)
         for ticker in other.tickers.values():
             if ticker.name in self.tickers:
                 raise ConfigError(f"app {self.name!r} already has a ticker {ticker.name!r}")
             self.tickers[ticker.name] = ticker
         self.schemas += [schema for schema in other.schemas if schema not in self.schemas]
         self.eager.update(other.eager)
-        for task_name, declared in other.tasks.items():
-            self.tasks.setdefault(task_name, declared)
         for schedule_name, schedule in other.schedules.items():
             self.schedules.setdefault(schedule_name, schedule)
         for bridge in other.bridges.values():

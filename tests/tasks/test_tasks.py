@@ -296,3 +296,32 @@ async def test_enqueue_without_a_connection_names_the_fix() -> None:
 
     with pytest.raises(ConfigError, match="inside `async with app.connected"):
         await lonely.enqueue()
+
+
+async def test_an_app_including_another_runs_both_apps_tasks_of_one_queue(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    web, worker = App("web"), App("worker")
+
+    @web.task(queue="shared")
+    async def first(n: int) -> int:
+        return n + 1
+
+    @worker.task(queue="shared")
+    async def second(n: int) -> int:
+        return n + 2
+
+    worker.include(web)
+    assert set(worker.tasks) == {"first", "second"}
+    assert [p for p in worker.processors if p.startswith("tasks.")] == ["tasks.shared"]
+    async with worker.running(url=server.url, settings=FAST):
+        assert await (await first.enqueue(1)).result(timeout=10) == 2
+        assert await (await second.enqueue(1)).result(timeout=10) == 3
+    fifo = App("fifo")
+
+    @fifo.task(queue="shared", fifo=True)
+    async def third(n: int) -> None: ...
+
+    with pytest.raises(ConfigError, match="a queue is one kind"):
+        worker.include(fifo)
+    assert "third" not in worker.tasks  # refused whole

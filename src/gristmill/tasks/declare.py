@@ -248,3 +248,36 @@ def declare_task(
     task: Task[Any, Any] = Task(spec)
     app.tasks[task_name] = task
     return task
+
+
+def include_tasks(app: App, other: App) -> None:
+    """Host `other`'s tasks in `app` too: a queue both declare becomes one processor.
+
+    Raises:
+        ConfigError: If a task name repeats, or the two declare one queue of different kinds.
+    """
+    from gristmill.tasks.worker import TaskWork
+
+    for name, task in other.tasks.items():  # check everything first: a refusal changes nothing
+        if app.tasks.get(name, task) is not task:
+            raise ConfigError(f"app {app.name!r} already has a task {name!r}")
+    queues = [(p, s.tasks) for p, s in other.processors.items() if isinstance(s.tasks, TaskWork)]
+    for processor, theirs in queues:
+        existing = app.processors.get(processor)
+        mine = existing.tasks if existing is not None else None
+        if isinstance(mine, TaskWork) and (mine.fifo, mine.partitions) != (
+            theirs.fifo, theirs.partitions,
+        ):  # fmt: skip
+            raise ConfigError(
+                f"{processor}: {_kind(mine.fifo, mine.partitions)} in {app.name!r}, "
+                f"{_kind(theirs.fifo, theirs.partitions)} in {other.name!r}: a queue is one kind"
+            )
+    app.tasks.update(other.tasks)
+    for processor, theirs in queues:
+        existing = app.processors.get(processor)
+        if existing is None:
+            app.processors[processor] = other.processors[processor]
+            continue
+        assert isinstance(existing.tasks, TaskWork)
+        for task_spec in theirs.tasks.values():
+            existing.tasks.add(task_spec)
