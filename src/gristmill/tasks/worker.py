@@ -173,9 +173,13 @@ class TaskWork:
     # -- the record's update in the batch's commit -----------------------------------------------
 
     def _record_key(self, slot: Slot) -> bytes | None:
-        if self._flags.get(slot.entry[1]) not in ("r", "x"):
-            return None  # untracked, no record, or acked unrun
-        _, task_id = self._spec_of(slot)
+        spec, task_id = self._spec_of(slot)
+        if spec is None or not spec.tracked:
+            return None
+        flag = self._flags.get(slot.entry[1])
+        if flag in ("c", "n"):
+            return None  # acked unrun, or it has no record
+        # "r" ran, "x" expired; no flag: dead-lettered before the start (the crash-loop cap)
         return keys.task_record(self.stream, task_id).encode()
 
     def done(self, slot: Slot, now_ms: int) -> RecordOp | None:
