@@ -17,6 +17,7 @@ from gristmill.clock import SYSTEM_CLOCK
 from gristmill.envelope import PAYLOAD, SCHEMA_ID, TASK
 from gristmill.errors import TaskFailed
 from gristmill.tasks import record as records
+from gristmill.telemetry import tracing
 from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:
@@ -84,17 +85,13 @@ class TaskClient:
             chunk = pending[start : start + CHUNK]
             record_keys: list[str] = []
             args: list[bytes | str | int] = [self._wake, self.bucket_ms, 0, 0, len(chunk)]
+            traced = tracing.publish_fields(stream)  # telemetry hook: one producer span a call
+            carried = traced[1] if traced is not None else []
             for task_id, message, due_ms in chunk:
                 schema_id = await self.cache.id_for(message.DESCRIPTOR)
                 payload = message.SerializeToString()
-                fields = [
-                    SCHEMA_ID,
-                    schema_id,
-                    PAYLOAD,
-                    payload,
-                    TASK,
-                    f"{spec.name}/{task_id}".encode(),
-                ]
+                task = f"{spec.name}/{task_id}".encode()
+                fields = [SCHEMA_ID, schema_id, PAYLOAD, payload, TASK, task, *carried]
                 if spec.tracked:
                     record_keys.append(keys.task_record(stream, task_id))
                     args.append(len(record_keys) + 2)
@@ -116,7 +113,11 @@ class TaskClient:
                 )  # fmt: skip
                 args.append(len(items))
                 args += items
-            added = await ENQUEUE(self.redis, [stream, store, *record_keys], args)
+            try:
+                added = await ENQUEUE(self.redis, [stream, store, *record_keys], args)
+            finally:
+                if traced is not None:
+                    traced[0].end()
             for (task_id, _, _), created in zip(chunk, added, strict=True):
                 handles.append(TaskHandle(self, stream, task_id, created=bool(created)))
         return handles
