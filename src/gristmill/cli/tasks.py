@@ -77,7 +77,10 @@ def list_tasks(
     if not found:
         out.print("no tasks match")
         return
-    table = Table("id", "name", "queue", "state", "since", "attempt", "retries", "error")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, to copy into `tasks show`
+    for heading in ("name", "queue", "state", "since", "attempt", "retries", "error"):
+        table.add_column(heading, no_wrap=heading in ("state", "attempt", "retries"))
     for record in found:
         table.add_row(
             escape(record.id), escape(record.name), escape(record.queue), record.state,

@@ -117,7 +117,7 @@ class Lease:
         self.acquired_at_ms = self.clock.now_ms()
         self._valid_until = sent + self._margin_ttl_s()
         self._lost = anyio.Event()
-        log.info("lease acquired", extra={"role": self.role, "token": token})
+        log.info("lease %s acquired", self.role, extra={"role": self.role, "token": token})
         return True
 
     def _margin_ttl_s(self) -> float:
