@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -31,6 +32,10 @@ def _when(ms: int) -> str:
     if not ms:
         return "-"
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _short(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%m-%d %H:%M:%S") if ms else "-"
 
 
 def _as_json(record: TaskRecord, arguments: Any = None) -> dict[str, Any]:
@@ -77,14 +82,14 @@ def list_tasks(
     if not found:
         out.print("no tasks match")
         return
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("id", no_wrap=True, min_width=36)  # whole, to copy into `tasks show`
-    for heading in ("name", "queue", "state", "since", "attempt", "retries", "error"):
-        table.add_column(heading, no_wrap=heading in ("state", "attempt", "retries"))
+    for heading in ("name", "queue", "state", "since (UTC)", "runs", "retries", "error"):
+        table.add_column(heading, no_wrap=heading in ("state", "since (UTC)", "runs", "retries"))
     for record in found:
         table.add_row(
             escape(record.id), escape(record.name), escape(record.queue), record.state,
-            _when(record.state_at), str(record.attempt),
+            _short(record.state_at), str(record.attempt),
             f"{record.retries_used}/{record.retries_allowed}", escape(record.error[:60]),
         )  # fmt: skip
     out.print(table)
