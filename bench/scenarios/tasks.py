@@ -13,24 +13,29 @@ A system that cannot run here gives a row with its reason, never an abort.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import Bench, BenchError, python
+from bench.harness import POLL_S, STALL_S, Bench, BenchError, Timing, python
 from bench.systems import row
 from bench.venvs import python_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bench.harness import Process, Timing
+    from bench.harness import Process
     from bench.systems import Row
 
 SCENARIO = "tasks"
-SYSTEMS = ("gristmill", "gristmill-untracked", "arq", "saq", "taskiq", "celery")
+SYSTEMS = (
+    "gristmill", "gristmill-untracked", "gristmill-end-to-end", "arq", "saq", "taskiq", "celery",
+)  # fmt: skip
 PEER_MAX = 10_000
 QUEUES = {"gristmill": ("gm:tasks:bench", "tasks.bench"),
+          "gristmill-end-to-end": ("gm:tasks:bench", "tasks.bench"),
           "gristmill-untracked": ("gm:tasks:bench_untracked", "tasks.bench_untracked")}  # fmt: skip
 _ENQUEUED = re.compile(r"enqueue_seconds ([0-9.]+)")
 
@@ -51,6 +56,8 @@ def run(url: str, size: int) -> list[Row]:
 def measure(bench: Bench, system: str, size: int) -> Row:
     """Enqueue, then time the worker; a failure is a row with its reason."""
     count = size if system.startswith("gristmill") else min(size, PEER_MAX)
+    if system == "gristmill-end-to-end":
+        return _end_to_end(bench, system, count)
     try:
         bench.flush()
         enqueue, worker, env, finished = _commands(bench, system, count)
@@ -73,9 +80,63 @@ def measure(bench: Bench, system: str, size: int) -> Row:
     return result
 
 
+def _end_to_end(bench: Bench, system: str, count: int) -> Row:
+    """The worker runs first; then one process enqueues while it works (the same 2 cores):
+    timed from the enqueuer's start until every task is done, its result stored."""
+    try:
+        bench.flush()
+        enqueue, worker, env, finished = _commands(bench, system, count)
+        stream, group = QUEUES[system]
+        process: Process = bench.launch(system, worker, env)
+        enqueuer: Process | None = None
+        try:
+            _wait_for_group(bench, stream, group, process)
+            started = time.perf_counter()
+            enqueuer = bench.launch(f"{system}-enqueue", enqueue)
+            progress, last = started, 0
+            while (done := finished()) < count:
+                now = time.perf_counter()
+                if done > last:
+                    progress, last = now, done
+                elif now - progress > STALL_S:
+                    raise BenchError(f"stalled at {done}/{count} tasks: {process.tail()}")
+                if process.popen.poll() is not None:
+                    raise BenchError(f"the worker exited at {done}/{count}: {process.tail()}")
+                time.sleep(POLL_S)
+            seconds = time.perf_counter() - started
+            if enqueuer.popen.wait(timeout=60) != 0:
+                raise BenchError(f"the enqueuer failed: {enqueuer.tail()}")
+            match = _ENQUEUED.search(enqueuer.log_path.read_text(errors="replace"))
+        finally:
+            process.stop()
+            if enqueuer is not None:
+                enqueuer.stop()
+        _check(bench, "gristmill", count)
+    except (BenchError, subprocess.TimeoutExpired) as exc:
+        return row(SCENARIO, system, None, f"not measured: {exc}")
+    result = row(SCENARIO, system, Timing(count, seconds), _NOTES[system])
+    result["enqueue_per_s"] = round(count / float(match.group(1))) if match else None
+    result["tasks"] = count
+    return result
+
+
+def _wait_for_group(bench: Bench, stream: str, group: str, process: Process) -> None:
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        if bench.redis.exists(stream) and any(
+            info["name"].decode() == group for info in bench.redis.xinfo_groups(stream)
+        ):
+            return
+        if process.popen.poll() is not None:
+            raise BenchError(f"the worker exited before reading: {process.tail()}")
+        time.sleep(0.05)
+    raise BenchError(f"the worker created no group {group} in 60 s: {process.tail()}")
+
+
 _NOTES = {
     "gristmill": "tracked: record, state, result; batch 500",
     "gristmill-untracked": "tracked=False: no record; batch 500",
+    "gristmill-end-to-end": "tracked, enqueued while the worker runs: first enqueue to last done",
     "arq": "arq 0.28, max_jobs 10, poll 5 ms, results kept",
     "saq": "SAQ 0.26, concurrency 50",
     "taskiq": "taskiq 0.13 + taskiq-redis 1.2 list broker, result backend, 100 async",
