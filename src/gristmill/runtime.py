@@ -1,11 +1,10 @@
-"""The runtime: hosts an app's processors and tickers in one task group; drains on SIGTERM.
+"""The runtime: hosts an app's processors and tickers in one task group; drains when stopped.
 
-    runtime serve services.orders:app [--workers N] [--only NAME ...]
-
-One process: every processor loop, every ticker, in one anyio task group. SIGTERM or SIGINT
-asks each loop to stop reading, finish the batch in hand and commit it; after `grace` seconds
-whatever is still running is cancelled (its entries stay pending and are reclaimed later).
-`--workers N` starts N such processes against the same server (gristmill.supervisor).
+One process: every processor loop (task queues included), every ticker, bridge, the sweeper
+and the scheduler, in one anyio task group. `stop()` (SIGTERM or SIGINT under `runtime serve`,
+gristmill.serving) asks each loop to stop reading, finish the batch in hand and commit it;
+after `grace` seconds whatever is still running is cancelled (its entries stay pending and
+are reclaimed later).
 """
 
 from __future__ import annotations
@@ -13,18 +12,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
-import signal
-import sys
 from typing import TYPE_CHECKING
 
 import anyio
 
 from gristmill import keys
 from gristmill.bridges.pubsub import Bridge
-from gristmill.connect import redis_client, server_url
+from gristmill.connect import redis_client
 from gristmill.envelope import seal
-from gristmill.errors import ScriptError
 from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
 from gristmill.pipeline.processor import ProcessorLoop
@@ -32,16 +27,11 @@ from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
 from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
-from gristmill.startup import reach_server
-from gristmill.stopping import STOP_ASKED
-from gristmill.supervisor import serve_workers
 from gristmill.tasks.binding import bind_tasks
 from gristmill.tasks.fifo import FifoGate
 from gristmill.tasks.scheduler import Scheduler
 from gristmill.tasks.schedules import Schedules
-from gristmill.telemetry import tracing
 from gristmill.telemetry.hosting import RuntimeTelemetry
-from gristmill.telemetry.logs import JsonFormatter
 from gristmill.timing.delayed import DelayedStore
 from gristmill.timing.sweeper import Sweeper
 
@@ -307,12 +297,6 @@ def _runs_task(spec: ProcessorSpec, wanted: set[str]) -> bool:
     return any(name in wanted for name in tasks)
 
 
-def _add_processor(record: logging.LogRecord) -> bool:
-    processor = getattr(record, "processor", None)
-    record.where = f" [{processor}]" if processor else ""
-    return True
-
-
 def _quiet_garbage_collector() -> None:
     """Keep full collections off the latency tail.
 
@@ -324,84 +308,3 @@ def _quiet_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
-
-
-def configure_logging(level: str, log_format: str = "text") -> None:
-    """One line per record on stderr, naming the processor when the record has one."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_add_processor)
-    if log_format == "json":  # telemetry hook: structured lines with trace ids
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s%(where)s: %(message)s")
-        )
-    logging.basicConfig(level=level, handlers=[handler])
-
-
-def serve_app(
-    app: App, target: str, settings: Settings, *, workers: int = 1, only: tuple[str, ...] = ()
-) -> int:
-    """Serve `app` until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
-    configure_logging(settings.log_level, settings.log_format)
-    with server_url(settings, keep=True) as url:
-        if workers > 1:
-            return serve_workers(target, url, workers, only)
-        return _serve_here(app, settings, url, only)
-
-
-def _serve_here(app: App, settings: Settings, url: str, only: tuple[str, ...]) -> int:
-    import uvloop
-
-    provider = tracing.configure(os.environ, app.name)  # telemetry hook: OTEL_* variables
-
-    async def main() -> None:
-        runtime = Runtime(app, settings, url, only=only)
-        try:  # h2: before "serving": what stops the start is one error line, not a traceback
-            await reach_server(runtime.redis, url, settings.start_timeout)
-            require_upb()
-            await runtime._adopt_schemas()
-        except BaseException:
-            await runtime.redis.aclose()
-            raise
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with anyio.create_task_group() as group:
-
-                async def watch_signals() -> None:
-                    async for signum in signals:
-                        log.info("%s: draining", signal.Signals(signum).name)
-                        runtime.stop()
-
-                group.start_soon(watch_signals)
-                if STOP_ASKED.is_set():  # SIGTERM came while starting: drain straight away
-                    log.info("stop asked during start-up: draining")
-                    runtime.stop()
-                log.info(
-                    "serving %d processors of %s as consumer %s",
-                    len(runtime.loops), app.name, runtime.consumer,
-                )  # fmt: skip
-                await runtime.run()
-                group.cancel_scope.cancel()
-
-    refused: list[BaseException] = []
-    try:
-        anyio.run(main, backend_options={"loop_factory": uvloop.new_event_loop})
-    except* ScriptError as group:
-        refused += _leaves(group)
-    finally:
-        if provider is not None:
-            provider.shutdown()  # telemetry hook: flush the last spans
-    for error in refused:
-        # a refused commit: retrying could write outputs twice, so the process stops here
-        log.critical("stopping: %s", error)
-    if refused:
-        return 3
-    log.info("stopped cleanly")
-    return 0
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    """The exceptions in an exception group, however deeply task groups nested them."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]

@@ -83,7 +83,7 @@ def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
         fail(str(exc), "check the app path and processor names")
     except GristmillError as exc:  # a schema the module loads at import (load_proto)
         start_failed(exc, settings)
-    from gristmill.runtime import serve_app  # deferred: `runtime --help` stays fast
+    from gristmill.serving import serve_app  # deferred: `runtime --help` stays fast
 
     if settings.redis_url and is_cluster_url(settings.redis_url.get_secret_value()):  # h8
         fail(

@@ -52,7 +52,7 @@ async def run_sweeper(url: str, settings: Settings, eager: dict[str, float]) -> 
 @click.argument("targets", nargs=-1, metavar="[APP...]")
 def sweep(targets: tuple[str, ...]) -> None:
     """Run only the sweeper that moves due delayed entries into their streams."""
-    from gristmill.runtime import configure_logging  # deferred: `runtime --help` stays fast
+    from gristmill.serving import configure_logging  # deferred: `runtime --help` stays fast
 
     settings = settings_or_fail()
     try:
