@@ -14,36 +14,35 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Never, TypeAlias
+from typing import TYPE_CHECKING, Any, Never
 
 from gristmill.errors import ConfigError
-from gristmill.failures.policy import RetryPolicy
-from gristmill.schemas.jsonformat import json_input_of
+from gristmill.specs import (
+    NAME,
+    Handler,
+    ProcessorSpec,
+    ScheduleSpec,
+    TickerSpec,
+    TickHandler,
+    check_streams,
+    processor_spec,
+)
 
 if TYPE_CHECKING:
     import contextlib
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from datetime import timedelta
 
     from google.protobuf.message import Message
 
     from gristmill.bridges.spec import BridgeSpec
-    from gristmill.context import Context
+    from gristmill.failures.policy import RetryPolicy
     from gristmill.inprocess import ThreadedApp
-    from gristmill.pipeline.batch import TaskTracking
     from gristmill.runtime import Runtime
     from gristmill.schemas.descriptors import BuiltSchema
     from gristmill.settings import Settings
     from gristmill.tasks.client import TaskClient
     from gristmill.tasks.declare import Task, TaskDecorator
-
-HandlerResult: TypeAlias = "Message | Sequence[Message] | None"
-Handler: TypeAlias = Callable[["Message", "Context"], Awaitable[HandlerResult]]
-TickHandler: TypeAlias = Callable[[], Awaitable[HandlerResult]]
-
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def _refuse_keywords(given: Mapping[str, object], declaration: Callable[..., object]) -> None:
@@ -62,99 +61,6 @@ def _refuse_keywords(given: Mapping[str, object], declaration: Callable[..., obj
     )
 
 
-def _input_type(given: type[Message] | None, handler: Handler) -> str | None:
-    """The full name of the message type a handler takes: `given`, else its annotation."""
-    from google.protobuf.message import Message
-
-    if given is not None:
-        return str(given.DESCRIPTOR.full_name)
-    parameters = list(inspect.signature(handler).parameters.values())
-    first: object = parameters[0].annotation if parameters else None
-    if isinstance(first, str):  # `from __future__ import annotations`: a name or a dotted one
-        head, *rest = first.split(".")
-        first = getattr(handler, "__globals__", {}).get(head)
-        for part in rest:
-            first = getattr(first, part, None)
-    if isinstance(first, type) and issubclass(first, Message) and first is not Message:
-        return str(first.DESCRIPTOR.full_name)
-    return None
-
-
-def _returns_messages(handler: Handler) -> bool:
-    """True if the handler's return annotation names a message type (not None, not Any)."""
-    annotation = inspect.signature(handler).return_annotation
-    if isinstance(annotation, str):
-        return "Message" in annotation
-    from google.protobuf.message import Message
-
-    return isinstance(annotation, type) and issubclass(annotation, Message)
-
-
-def _streams(value: str | Sequence[str] | None, what: str, name: str) -> tuple[str, ...]:
-    streams = (value,) if isinstance(value, str) else tuple(value or ())
-    for stream in streams:
-        if not stream or any(ch.isspace() for ch in stream):
-            raise ConfigError(f"processor {name!r}: {what} stream {stream!r} must be a name")
-    if len(set(streams)) != len(streams):
-        raise ConfigError(f"processor {name!r}: {what} streams repeat: {streams}")
-    return streams
-
-
-@dataclass(frozen=True)
-class ProcessorSpec:
-    """One processor as declared: what it reads, what it writes, and how it is run."""
-
-    name: str
-    app: str
-    handler: Handler
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    group: str
-    side_outputs: tuple[str, ...] = ()
-    batch: int | None = None  # None: the setting GRISTMILL_BATCH
-    concurrency: int | None = None  # None: the setting GRISTMILL_CONCURRENCY
-    from_beginning: bool = False  # a new group reads the stream's history too
-    claim_idle: float | None = None  # seconds; None: the setting GRISTMILL_CLAIM_IDLE
-    maxlen: int | None = None  # approximate cap on each output stream (see README: retention)
-    min_age: float | None = None  # seconds of history each output stream keeps at least
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: float | None = None  # seconds one handler run may take; None: no limit
-    input_type: str | None = None  # full protobuf name entries must have; None: any type
-    input_class: type[Message] | None = None  # the class given as input_type=, if any
-    input_format: str = "protobuf"  # "json": entries carry JSON for the input type
-    json_unknown_fields: str = "reject"  # JSON keys the type has no field for: reject / ignore
-    tasks: TaskTracking | None = None  # a task queue's processor (gristmill.tasks.worker)
-    target: str | None = None  # a task queue's target: run only where GRISTMILL_TARGETS has it
-
-    @property
-    def publishable(self) -> frozenset[str]:
-        """The streams `ctx.publish` may write to."""
-        return frozenset(self.outputs + self.side_outputs)
-
-
-@dataclass(frozen=True)
-class ScheduleSpec:
-    """A schedule declared in code; the runtime writes it to Redis at start (keys.schedule)."""
-
-    name: str
-    task: Task[Any, Any]
-    cron: str | None
-    every: timedelta | None
-    tz: str
-    catch_up: int
-
-
-@dataclass(frozen=True)
-class TickerSpec:
-    """A coroutine run every `every` seconds whose returned messages go to `outputs`."""
-
-    name: str
-    app: str
-    handler: TickHandler
-    every: float
-    outputs: tuple[str, ...]
-
-
 class App:
     """A named registry of processors; the one module-level state a service has.
 
@@ -166,7 +72,7 @@ class App:
     """
 
     def __init__(self, name: str, *, schemas: Sequence[BuiltSchema] = ()) -> None:
-        if not _NAME.match(name):
+        if not NAME.match(name):
             raise ConfigError(f"app name {name!r}: use letters, digits, '.', '_' or '-'")
         self.name = name
         self.schemas: list[BuiltSchema] = list(schemas)
@@ -236,55 +142,15 @@ class App:
 
         def register(handler: Handler) -> Handler:
             proc_name = str(name or getattr(handler, "__name__", ""))
-            if not _NAME.match(proc_name):
-                raise ConfigError(f"processor name {proc_name!r}: use letters, digits, . _ -")
             if proc_name in self.processors or proc_name in self.tickers:
                 raise ConfigError(f"app {self.name!r} already has a processor {proc_name!r}")
-            if not inspect.iscoroutinefunction(handler):
-                raise ConfigError(f"processor {proc_name!r}: the handler must be `async def`")
-            for number, label in ((batch, "batch"), (concurrency, "concurrency")):
-                if number is not None and number < 1:
-                    raise ConfigError(f"processor {proc_name!r}: {label} must be at least 1")
-            if timeout is not None and timeout <= 0:
-                raise ConfigError(f"processor {proc_name!r}: timeout must be positive seconds")
-            inputs = _streams(input, "input", proc_name)
-            if not inputs:
-                raise ConfigError(f"processor {proc_name!r}: needs at least one input stream")
-            outputs = _streams(output, "output", proc_name)
-            sides = _streams(side_outputs, "side output", proc_name)
-            if not outputs and _returns_messages(handler):
-                raise ConfigError(
-                    f"processor {proc_name!r}: its handler returns messages but no output= is "
-                    "declared, so they would go nowhere: declare output=, or return None"
-                )
-            written = set(outputs) | set(sides)
-            if set(inputs) & written:
-                raise ConfigError(
-                    f"processor {proc_name!r}: reads and writes {sorted(set(inputs) & written)}; "
-                    "use ctx.requeue() to process an entry again"
-                )
-            self.processors[proc_name] = ProcessorSpec(
-                name=proc_name,
-                app=self.name,
-                handler=handler,
-                inputs=inputs,
-                outputs=outputs,
-                side_outputs=sides,
-                group=group or f"{self.name}.{proc_name}",
-                batch=batch,
-                concurrency=concurrency,
-                from_beginning=from_beginning,
-                claim_idle=claim_idle,
-                maxlen=maxlen,
-                min_age=min_age,
-                retry=retry or RetryPolicy(),
-                timeout=timeout,
-                input_type=_input_type(input_type, handler),
-                input_class=input_type,
-                input_format=input_format,
-                json_unknown_fields=json_unknown_fields,
-            )
-            json_input_of(self.processors[proc_name])  # a bad JSON declaration fails at import
+            self.processors[proc_name] = processor_spec(
+                self.name, proc_name, handler, input=input, output=output,
+                side_outputs=side_outputs, group=group, batch=batch, concurrency=concurrency,
+                from_beginning=from_beginning, claim_idle=claim_idle, maxlen=maxlen,
+                min_age=min_age, retry=retry, timeout=timeout, input_type=input_type,
+                input_format=input_format, json_unknown_fields=json_unknown_fields,
+            )  # fmt: skip
             return handler
 
         return register
@@ -377,27 +243,12 @@ class App:
             ConfigError: If the timetable is wrong (bad cron, unknown zone, both or neither
                 of cron/every) or the function needs arguments.
         """
-        from gristmill.tasks.timetable import timetable
+        from gristmill.tasks.declare import schedule_decorator
 
-        timetable(cron=cron, every=every, tz=tz, anchor_ms=0)  # a bad timetable fails here
-
-        def register(function: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
-            schedule_name = name or str(getattr(function, "__name__", ""))
-            if schedule_name in self.schedules:
-                raise ConfigError(f"app {self.name!r} already has a schedule {schedule_name!r}")
-            declared = self.task(queue=queue, name=name, **task_options)(function)
-            try:
-                declared.spec.signature.message_of((), {})
-            except TypeError as exc:
-                raise ConfigError(
-                    f"schedule {schedule_name!r}: its task is called with no arguments ({exc})"
-                ) from None
-            self.schedules[schedule_name] = ScheduleSpec(
-                schedule_name, declared, cron, every, tz, catch_up
-            )
-            return declared
-
-        return register
+        return schedule_decorator(
+            self, cron=cron, every=every, tz=tz, catch_up=catch_up, name=name, queue=queue,
+            task_options=task_options,
+        )  # fmt: skip
 
     def every(
         self, seconds: float, *, output: str | Sequence[str], name: str | None = None
@@ -418,7 +269,7 @@ class App:
                 raise ConfigError(f"ticker {tick_name!r}: every must be positive seconds")
             if tick_name in self.processors or tick_name in self.tickers:
                 raise ConfigError(f"app {self.name!r} already has a processor {tick_name!r}")
-            outputs = _streams(output, "output", tick_name)
+            outputs = check_streams(output, "output", tick_name)
             self.tickers[tick_name] = TickerSpec(tick_name, self.name, handler, seconds, outputs)
             return handler
 

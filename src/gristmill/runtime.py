@@ -38,8 +38,9 @@ from gristmill.timing.sweeper import Sweeper
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from gristmill.app import App, ProcessorSpec, TickerSpec
+    from gristmill.app import App
     from gristmill.settings import Settings
+    from gristmill.specs import ProcessorSpec, TickerSpec
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from gristmill.failures.policy import Decision, RetryAfter, decide
 from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:
-    from gristmill.app import ProcessorSpec
     from gristmill.pipeline.batch import ProcessorStats, Slot
     from gristmill.pipeline.publish import Commit
+    from gristmill.specs import ProcessorSpec
 
 log = logging.getLogger("gristmill.pipeline.processor")  # where operators look for entry outcomes
 

@@ -16,7 +16,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from gristmill.app import App, ProcessorSpec
+    from gristmill.app import App
+    from gristmill.specs import ProcessorSpec
 
 PROTOBUF_FORMAT = "application/vnd.google.protobuf;version=3"
 _SCALARS = {

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
     from redis.asyncio import Redis
 
-    from gristmill.app import ProcessorSpec
     from gristmill.pipeline.batch import Slot
     from gristmill.pipeline.consume import Entry
+    from gristmill.specs import ProcessorSpec
 
 log = logging.getLogger(__name__)
 

@@ -55,10 +55,10 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
     from redis.asyncio import Redis
 
-    from gristmill.app import ProcessorSpec
     from gristmill.pipeline.batch import Slot
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
+    from gristmill.specs import ProcessorSpec
 
 __all__ = ("RECONNECT_BACKOFF_S", "ProcessorLoop", "ProcessorStats")
 

@@ -30,7 +30,7 @@ from gristmill.errors import ConfigError, DecodeError
 from gristmill.failures import reasons
 
 if TYPE_CHECKING:
-    from gristmill.app import ProcessorSpec
+    from gristmill.specs import ProcessorSpec
 
 __all__ = ("JsonInput", "json_fields", "json_input_of", "parse_json", "to_json")
 

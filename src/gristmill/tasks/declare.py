@@ -163,8 +163,8 @@ def declare_task(
     partitions: int | None = None,
 ) -> Task[Any, Any]:
     """Check and record one task of `app` (App.task documents the arguments)."""
-    from gristmill.app import ProcessorSpec
     from gristmill.failures.policy import RetryPolicy
+    from gristmill.specs import ProcessorSpec
     from gristmill.tasks.signature import signature_of
     from gristmill.tasks.worker import TaskWork
 
@@ -281,3 +281,44 @@ def include_tasks(app: App, other: App) -> None:
         assert isinstance(existing.tasks, TaskWork)
         for task_spec in theirs.tasks.values():
             existing.tasks.add(task_spec)
+
+
+def schedule_decorator(
+    app: App,
+    *,
+    cron: str | None,
+    every: timedelta | None,
+    tz: str,
+    catch_up: int,
+    name: str | None,
+    queue: str,
+    task_options: dict[str, Any],
+) -> Callable[[Callable[..., Awaitable[Any]]], Task[Any, Any]]:
+    """What `@app.schedule(...)` returns (App.schedule documents the arguments).
+
+    Raises:
+        ConfigError: If the timetable is wrong, now; if the function needs arguments, when
+            it is decorated.
+    """
+    from gristmill.specs import ScheduleSpec
+    from gristmill.tasks.timetable import timetable
+
+    timetable(cron=cron, every=every, tz=tz, anchor_ms=0)  # a bad timetable fails here
+
+    def register(function: Callable[..., Awaitable[Any]]) -> Task[Any, Any]:
+        schedule_name = name or str(getattr(function, "__name__", ""))
+        if schedule_name in app.schedules:
+            raise ConfigError(f"app {app.name!r} already has a schedule {schedule_name!r}")
+        declared = app.task(queue=queue, name=name, **task_options)(function)
+        try:
+            declared.spec.signature.message_of((), {})
+        except TypeError as exc:
+            raise ConfigError(
+                f"schedule {schedule_name!r}: its task is called with no arguments ({exc})"
+            ) from None
+        app.schedules[schedule_name] = ScheduleSpec(
+            schedule_name, declared, cron, every, tz, catch_up
+        )
+        return declared
+
+    return register
