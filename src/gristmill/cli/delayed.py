@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from gristmill import keys
 from gristmill.cli.connection import with_redis
-from gristmill.cli.output import fail, out, print_json
+from gristmill.cli.output import fail, out, print_json, utc_text
 from gristmill.cli.serve import settings_or_fail
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.decoding import entry_json
@@ -25,12 +24,6 @@ if TYPE_CHECKING:
     from gristmill.timing.waiting import DelayedEntry, StoreStats
 
 T = TypeVar("T")
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _with_store(action: Callable[[DelayedStore], Awaitable[T]]) -> T:
@@ -94,8 +87,8 @@ def stats(streams: tuple[str, ...], show_all: bool, as_json: bool) -> None:
             escape(s.stream),
             str(s.entries),
             str(s.buckets),
-            _when(s.earliest_release_ms),
-            _when(s.latest_release_ms),
+            utc_text(s.earliest_release_ms),
+            utc_text(s.latest_release_ms),
         )
     if found:
         out.print(table)
@@ -144,7 +137,7 @@ def list_entries(stream: str, limit: int, as_json: bool) -> None:
         message = entry.get("message", entry.get("error"))
         others = ", ".join(f"{name}={value}" for name, value in entry.get("fields", {}).items())
         table.add_row(
-            _when(entry["release_ms"]),
+            utc_text(entry["release_ms"]),
             escape(entry.get("schema_id", "-")),
             escape(json.dumps(message, ensure_ascii=False)),
             escape(others),

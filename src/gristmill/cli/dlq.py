@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -14,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gristmill.cli.connection import with_redis
-from gristmill.cli.output import err, fail, out, print_json
+from gristmill.cli.output import err, fail, out, print_json, utc_text
 from gristmill.cli.serve import settings_or_fail
 from gristmill.failures import lanes
 from gristmill.schemas.decoding import decoded_payloads
@@ -41,12 +40,6 @@ def _selection(
     return lanes.Selection(frozenset(reasons), start, end, limit)
 
 
-def _time(ms: int) -> str:
-    if ms <= 0:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-
-
 def _value(raw: bytes) -> dict[str, Any]:
     try:
         return {"value": raw.decode(), "base64": False}
@@ -63,8 +56,8 @@ def _summary(entry_id: str, record: DeadLetterRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "origin_stream": record.origin_stream,
         "origin_id": record.origin_id,
-        "first_failure": _time(record.first_failure_ms),
-        "last_failure": _time(record.last_failure_ms),
+        "first_failure": utc_text(record.first_failure_ms, empty=""),
+        "last_failure": utc_text(record.last_failure_ms, empty=""),
     }
 
 
@@ -236,7 +229,7 @@ def show(
         record = entry.record
         table.add_row(
             entry.entry_id, Text(record.reason), Text(record.exception),
-            Text(_short(record.message)), str(record.attempts), _time(record.last_failure_ms),
+            Text(_short(record.message)), str(record.attempts), utc_text(record.last_failure_ms, empty=""),
         )  # fmt: skip
     out.print(table)
 

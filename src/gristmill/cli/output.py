@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -17,6 +18,13 @@ def fail(problem: str, fix: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
     err.print(f"[dim]fix:[/] {escape(fix)}", soft_wrap=True)
     raise SystemExit(code)
+
+
+def utc_text(ms: int | None, *, empty: str = "-", timespec: str = "milliseconds") -> str:
+    """An epoch-ms instant as ISO 8601 in UTC; `empty` for none (None, 0 or less)."""
+    if ms is None or ms <= 0:
+        return empty
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec=timespec)
 
 
 def print_json(value: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gristmill.cli.connection import with_redis
-from gristmill.cli.output import fail, out, print_json
+from gristmill.cli.output import fail, out, print_json, utc_text
 from gristmill.cli.serve import load_app, settings_or_fail
 from gristmill.errors import ConfigError
 from gristmill.schemas.cache import SchemaCache
@@ -25,12 +25,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 FIX_NAME = "see the names with `runtime schedules list`"
-
-
-def _when(ms: int) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 def _with_schedules(action: Callable[[Schedules], Awaitable[Any]]) -> Any:
@@ -72,8 +66,8 @@ def list_schedules(as_json: bool) -> None:
         when = s.cron or f"every {s.every_ms / 1000:g} s"
         table.add_row(
             escape(s.name), escape(s.task), escape(s.queue), escape(when), s.tz,
-            "paused" if s.paused else "active", _when(s.last_fire_ms),
-            "-" if s.paused else _when(s.next_fire_ms()), str(s.fires),
+            "paused" if s.paused else "active", utc_text(s.last_fire_ms, timespec="seconds"),
+            "-" if s.paused else utc_text(s.next_fire_ms(), timespec="seconds"), str(s.fires),
         )  # fmt: skip
     out.print(table)
 
@@ -121,7 +115,8 @@ def add(
         added: Schedule = _with_schedules(write)
     except (ConfigError, TypeError) as exc:
         fail(str(exc), "see `runtime schedules add --help`")
-    out.print(f"schedule {escape(name)} fires {escape(task)}; next {_when(added.next_fire_ms())}")
+    next_fire = utc_text(added.next_fire_ms(), timespec="seconds")
+    out.print(f"schedule {escape(name)} fires {escape(task)}; next {next_fire}")
 
 
 def _change(name: str, verb: str, action: Callable[[Schedules], Awaitable[object]]) -> None:

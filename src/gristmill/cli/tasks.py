@@ -14,7 +14,7 @@ from rich.table import Table
 
 from gristmill import keys
 from gristmill.cli.connection import with_redis
-from gristmill.cli.output import fail, out, print_json
+from gristmill.cli.output import fail, out, print_json, utc_text
 from gristmill.cli.serve import settings_or_fail
 from gristmill.errors import DecodeError
 from gristmill.schemas.decoding import decode
@@ -26,12 +26,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gristmill.tasks.record import TaskRecord
-
-
-def _when(ms: int) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _short(ms: int) -> str:
@@ -125,19 +119,19 @@ def show(task_id: str, as_json: bool) -> None:
         if field.name in ("events", "reports", "payload", "schema_id"):
             continue
         if field.name.endswith("_at") and isinstance(value, int):
-            value = _when(value)
+            value = utc_text(value)
         table.add_row(field.name, escape(str(value)))
     table.add_row("schema_id", escape(found.schema_id.decode(errors="replace")))
     table.add_row("arguments", escape(json.dumps(arguments)))
     out.print(table)
     history = Table("at", "state", "detail", title="history")
     for event in found.events:
-        history.add_row(_when(event.at_ms), event.state, escape(event.detail))
+        history.add_row(utc_text(event.at_ms), event.state, escape(event.detail))
     out.print(history)
     if found.reports:
         reports = Table("at", "message", title="reports")
         for report in found.reports:
-            reports.add_row(_when(report.at_ms), escape(report.detail))
+            reports.add_row(utc_text(report.at_ms), escape(report.detail))
         out.print(reports)
 
 
