@@ -39,6 +39,28 @@ T = TypeVar("T")
 Pending = tuple[str, "Message", int | None]  # (task id, arguments, due ms or None)
 
 
+def task_fields(
+    schema_id: bytes, payload: bytes, name: str, task_id: str, carried: list[bytes]
+) -> list[bytes]:
+    """A task queue entry's fields (docs/wire-format.md), with any trace fields `carried`."""
+    return [SCHEMA_ID, schema_id, PAYLOAD, payload, TASK, f"{name}/{task_id}".encode(), *carried]
+
+
+def task_args(
+    record_index: int, fields: list[bytes], due_ms: int | None, record_items: list[bytes]
+) -> list[bytes | str | int]:
+    """One task's part of task_enqueue.lua's ARGV (its header gives the layout); a record
+    index of 0 and no items: untracked."""
+    args: list[bytes | str | int] = [record_index]
+    if due_ms is None:
+        args += (b"q", len(fields), *fields)
+    else:
+        args += (b"d", due_ms, pack_entry(fields))
+    args.append(len(record_items))
+    args += record_items
+    return args
+
+
 class TaskClient:
     """Enqueues and inspects tasks through one Redis client."""
 
@@ -90,20 +112,11 @@ class TaskClient:
             for task_id, message, due_ms in chunk:
                 schema_id = await self.cache.id_for(message.DESCRIPTOR)
                 payload = message.SerializeToString()
-                task = f"{spec.name}/{task_id}".encode()
-                fields = [SCHEMA_ID, schema_id, PAYLOAD, payload, TASK, task, *carried]
-                if spec.tracked:
-                    record_keys.append(keys.task_record(stream, task_id))
-                    args.append(len(record_keys) + 2)
-                else:
-                    args.append(0)
-                if due_ms is None:
-                    args += (b"q", len(fields), *fields)
-                else:
-                    args += (b"d", due_ms, pack_entry(fields))
+                fields = task_fields(schema_id, payload, spec.name, task_id, carried)
                 if not spec.tracked:
-                    args.append(0)
+                    args += task_args(0, fields, due_ms, [])
                     continue
+                record_keys.append(keys.task_record(stream, task_id))
                 items = records.first_items(
                     task_id=task_id, name=spec.name, queue=spec.queue, now_ms=now_ms,
                     due_ms=due_ms, schema_id=schema_id, payload=payload,
@@ -111,8 +124,7 @@ class TaskClient:
                     result_ttl_ms=spec.result_ttl_ms, target=spec.target or "",
                     description=spec.description,
                 )  # fmt: skip
-                args.append(len(items))
-                args += items
+                args += task_args(len(record_keys) + 2, fields, due_ms, items)
             try:
                 added = await ENQUEUE(self.redis, [stream, store, *record_keys], args)
             finally:

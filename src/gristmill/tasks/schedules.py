@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK
-from gristmill.envelope import PAYLOAD, SCHEMA_ID, TASK
 from gristmill.errors import ConfigError
-from gristmill.tasks.client import ENQUEUE
+from gristmill.tasks.client import ENQUEUE, task_args, task_fields
 from gristmill.tasks.record import HashFields, first_items
 from gristmill.tasks.timetable import Timetable, timetable
 
@@ -224,8 +223,7 @@ async def fire(
     """Enqueue `schedule`'s task for `fire_ms`; False if that fire was enqueued already."""
     stream = schedule.stream
     task_id = task_id or f"{schedule.name}@{fire_ms}"
-    fields = [SCHEMA_ID, schedule.schema_id, PAYLOAD, schedule.payload,
-              TASK, f"{schedule.task}/{task_id}".encode()]  # fmt: skip
+    fields = task_fields(schedule.schema_id, schedule.payload, schedule.task, task_id, [])
     record_keys = [keys.task_record(stream, task_id)] if schedule.tracked else []
     now_ms = SYSTEM_CLOCK.now_ms()
     items: list[bytes] = []
@@ -241,6 +239,6 @@ async def fire(
     all_keys = [stream, keys.delayed_store(stream), *record_keys, *marker_keys]
     marker_index = len(all_keys) if marker else 0
     args: list[bytes | str | int] = [keys.delayed_wake(prefix), 0, marker_index, MARKER_TTL_MS, 1]
-    args += (3 if schedule.tracked else 0, b"q", len(fields), *fields, len(items), *items)
+    args += task_args(3 if schedule.tracked else 0, fields, None, items)
     added = await ENQUEUE(redis, all_keys, args)
     return bool(added) and added[0] == 1
