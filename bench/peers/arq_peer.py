@@ -32,13 +32,14 @@ async def noop(ctx: dict[str, Any], payload: bytes) -> None:
     """The job: nothing, so what is measured is arq's own cost per job."""
 
 
-def _settings(url: str) -> Any:
+def redis_settings(url: str) -> Any:
+    """arq's connection settings for `url` (shared with arq_tasks.py)."""
     parts = urlparse(url)
     return RedisSettings(host=parts.hostname or "127.0.0.1", port=parts.port or 6379)
 
 
 async def prefill(url: str, count: int) -> None:
-    pool = await create_pool(_settings(url))
+    pool = await create_pool(redis_settings(url))
     try:
         for start in range(0, count, _ENQUEUE_CONCURRENCY):
             numbers = range(start, min(start + _ENQUEUE_CONCURRENCY, count))
@@ -50,7 +51,7 @@ async def prefill(url: str, count: int) -> None:
 async def work(url: str, max_jobs: int, poll_delay: float) -> None:
     worker = Worker(
         functions=[noop],
-        redis_settings=_settings(url),
+        redis_settings=redis_settings(url),
         handle_signals=False,
         max_jobs=max_jobs,
         poll_delay=poll_delay,

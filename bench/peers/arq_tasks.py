@@ -5,17 +5,15 @@ Finished jobs: N - ZCARD(arq:queue)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 from arq import create_pool  # type: ignore[import-not-found, unused-ignore]
-from arq.connections import RedisSettings  # type: ignore[import-not-found, unused-ignore]
 from arq.worker import Worker  # type: ignore[import-not-found, unused-ignore]
 
-from bench.peers.common import run_until_terminated
+from bench.peers.arq_peer import redis_settings
+from bench.peers.common import task_peer_main
 
 CONCURRENT = 200
 MAX_JOBS = 10  # arq's default: faster here than 500 (bench/peers/arq_peer.py)
@@ -26,13 +24,8 @@ async def noop(ctx: dict[str, Any], n: int) -> int:
     return n
 
 
-def _settings(url: str) -> Any:
-    parts = urlparse(url)
-    return RedisSettings(host=parts.hostname or "127.0.0.1", port=parts.port or 6379)
-
-
 async def enqueue(url: str, count: int) -> float:
-    pool = await create_pool(_settings(url))
+    pool = await create_pool(redis_settings(url))
     try:
         started = time.perf_counter()
         for start in range(0, count, CONCURRENT):
@@ -45,7 +38,7 @@ async def enqueue(url: str, count: int) -> float:
 
 async def work(url: str) -> None:
     worker = Worker(
-        functions=[noop], redis_settings=_settings(url), handle_signals=False,
+        functions=[noop], redis_settings=redis_settings(url), handle_signals=False,
         max_jobs=MAX_JOBS, poll_delay=POLL_DELAY_S,
     )  # fmt: skip
     try:
@@ -55,14 +48,7 @@ async def work(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--enqueue", type=int, default=0)
-    args = parser.parse_args()
-    if args.enqueue:
-        print(f"enqueue_seconds {asyncio.run(enqueue(args.url, args.enqueue)):.6f}")
-    else:
-        run_until_terminated(work(args.url))
+    task_peer_main(__doc__ or "", enqueue, work)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
     from typing import Any
 
 BATCH = 500  # entries per XREADGROUP in every batching loop, as in gristmill's default
@@ -55,3 +55,20 @@ def run_until_terminated(main: Coroutine[Any, Any, None]) -> None:
             pass  # the harness stops us once it has counted every output
 
     asyncio.run(supervised())
+
+
+def task_peer_main(
+    description: str,
+    enqueue: Callable[[str, int], Coroutine[Any, Any, float]],
+    work: Callable[[str], Coroutine[Any, Any, None]],
+) -> None:
+    """The command line of an asyncio task-queue peer (`tasks` scenario): `--enqueue N` queues
+    N tasks and prints `enqueue_seconds S` for the harness; without it, a worker until SIGTERM."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--enqueue", type=int, default=0)
+    args = parser.parse_args()
+    if args.enqueue:
+        print(f"enqueue_seconds {asyncio.run(enqueue(args.url, args.enqueue)):.6f}")
+    else:
+        run_until_terminated(work(args.url))

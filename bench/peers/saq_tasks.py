@@ -5,14 +5,13 @@ counted by the harness from SAQ's queue lists."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from typing import Any
 
 from saq import Queue, Worker  # type: ignore[import-not-found, unused-ignore]
 
-from bench.peers.common import run_until_terminated
+from bench.peers.common import task_peer_main
 
 CONCURRENT = 200
 CONCURRENCY = 50
@@ -44,14 +43,7 @@ async def work(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--enqueue", type=int, default=0)
-    args = parser.parse_args()
-    if args.enqueue:
-        print(f"enqueue_seconds {asyncio.run(enqueue(args.url, args.enqueue)):.6f}")
-    else:
-        run_until_terminated(work(args.url))
+    task_peer_main(__doc__ or "", enqueue, work)
 
 
 if __name__ == "__main__":
