@@ -79,7 +79,7 @@ class Runtime:
         self.gates = {
             id(loop): FifoGate(loop, self.redis, settings.lease_ttl_ms, settings.key_prefix)
             for loop in self.loops
-            if getattr(loop.spec.tasks, "fifo", False)
+            if loop.spec.ordered
         }
         self.tickers = [t for n, t in app.tickers.items() if not wanted or n in wanted]
         self.bridges = [

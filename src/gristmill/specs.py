@@ -94,6 +94,7 @@ class ProcessorSpec:
     json_unknown_fields: str = "reject"  # JSON keys the type has no field for: reject / ignore
     tasks: TaskTracking | None = None  # a task queue's processor (gristmill.tasks.worker)
     target: str | None = None  # a task queue's target: run only where GRISTMILL_TARGETS has it
+    ordered: bool = False  # a FIFO queue: one reader (its lease), all own pending read first
 
     @property
     def publishable(self) -> frozenset[str]:

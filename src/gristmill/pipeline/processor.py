@@ -179,8 +179,7 @@ class ProcessorLoop:
         self.ready.set()
         # entries this consumer name holds from before (a reconnect) come first; an ordered
         # (FIFO) queue takes all of them in one batch, so none is left behind a newer entry
-        ordered = getattr(self.spec.tasks, "fifo", False)
-        own = self.reader.own_pending_command(OWN_PENDING_ORDERED if ordered else None)
+        own = self.reader.own_pending_command(OWN_PENDING_ORDERED if self.spec.ordered else None)
         entries = self.reader.parse(await reads.call_packed(own))
         in_flight: _SentCommit | None = None
         while True:

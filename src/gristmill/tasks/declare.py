@@ -226,7 +226,7 @@ def declare_task(
                 name=name_p, app=app.name, handler=work.handler, inputs=(stream,), outputs=(),
                 group=name_p, batch=batch or (FIFO_BATCH if fifo else None),
                 concurrency=1 if fifo else concurrency, from_beginning=True, tasks=work,
-                target=target,
+                target=target, ordered=fifo,
             )  # fmt: skip
         else:
             assert isinstance(existing.tasks, TaskWork)
