@@ -4,14 +4,17 @@
                   can export it: the baseline for a change under way
     off           GRISTMILL_HEALTH_PORT=0, no OTEL_*: the hot path skips every telemetry call
     metrics       the health port serves /metrics (scraped once a second by this process)
-    carried       metrics, tracing off, but every entry carries a traceparent (1% sampled):
-                  the cost of the wire fields alone, without any span
-    trace-1%      metrics, plus traces at 1% (parent-based ratio), exported over OTLP/HTTP
+    carried       metrics, tracing off, but every entry carries a traceparent (1% sampled), as
+                  a producer with an OpenTelemetry SDK writes them: the wire fields' cost alone
+    trace-1%      metrics, plus traces at 1% (parent-based ratio), exported over OTLP/HTTP;
+                  1% of the inputs carry a sampled traceparent and the rest none, which is
+                  what gristmill's `Publisher` writes at 1% sampling
+    trace-1%-sdk  the same, but every input carries a traceparent (1% sampled): tracing at 1%
+                  behind a producer that writes unsampled contexts too (`carried` + spans)
     trace-100%    metrics, plus every handler run traced and exported
 
-Sampling is decided where a trace starts (the publisher): for the traced variants every input
-entry carries a `traceparent`, with the sampled flag on 1% (or all) of them, as a producer
-sampling at that rate would write it. Spans go to a local OTLP sink in this process that
+Sampling is decided where a trace starts (the publisher), so the inputs are written as a
+producer sampling at that rate writes them (see each variant). Spans go to a local OTLP sink in this process that
 answers 200 and drops them, so the figure is the runtime's own cost, not a collector's.
 Variants run round-robin in one run; each row's `vs_off` is its rate over the `off` row's.
 """
@@ -54,12 +57,19 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-SAMPLED_FRACTION = {"carried": 0.01, "trace-1%": 0.01, "trace-100%": 1.0}
+# variant: (fraction of inputs sampled, whether the unsampled ones carry a flag-00 context)
+SAMPLED = {
+    "carried": (0.01, True), "trace-1%": (0.01, False), "trace-1%-sdk": (0.01, True),
+    "trace-100%": (1.0, True),
+}  # fmt: skip
 CHUNK = 1000
 
 
-def _prefill_traced(url: str, stream: str, count: int, schema_id: str, fraction: float) -> None:
-    """`count` Order entries, each with a traceparent; every 1/fraction-th one sampled."""
+def _prefill_traced(
+    url: str, stream: str, count: int, schema_id: str, fraction: float, unsampled_carry: bool
+) -> None:
+    """`count` Order entries; every 1/fraction-th one with a sampled traceparent, the others
+    with an unsampled one if `unsampled_carry`, else with none."""
     every = round(1 / fraction)
 
     async def fill() -> None:
@@ -68,10 +78,11 @@ def _prefill_traced(url: str, stream: str, count: int, schema_id: str, fraction:
             for start in range(0, count, CHUNK):
                 commands = []
                 for n in range(start, min(start + CHUNK, count)):
-                    flags = "01" if n % every == 0 else "00"
-                    parent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-{flags}"
-                    commands.append(pack("XADD", stream, "*", "schema_id", schema_id,
-                                         "payload", order_payload(n), "traceparent", parent))  # fmt: skip
+                    entry: list[str | bytes] = ["schema_id", schema_id, "payload", order_payload(n)]
+                    if n % every == 0 or unsampled_carry:
+                        ids = f"{os.urandom(16).hex()}-{os.urandom(8).hex()}"
+                        entry += ["traceparent", f"00-{ids}-{'01' if n % every == 0 else '00'}"]
+                    commands.append(pack("XADD", stream, "*", *entry))
                 await connection.call(*commands)
         finally:
             await connection.close()
@@ -93,13 +104,15 @@ def _main_source(directory: str) -> str | None:
 def _variants(sink: str, main_src: str | None) -> dict[str, dict[str, str]]:
     traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink, "OTEL_METRICS_EXPORTER": "none"}
     today = {"today": {"PYTHONPATH": f"{main_src}:{REPO}"}} if main_src else {}
+    one_percent = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                   "OTEL_TRACES_SAMPLER_ARG": "0.01"}  # fmt: skip
     return {
         **today,
         "off": {"GRISTMILL_HEALTH_PORT": "0"},
         "metrics": {},
         "carried": {},
-        "trace-1%": {**traced, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                     "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+        "trace-1%": {**traced, **one_percent},
+        "trace-1%-sdk": {**traced, **one_percent},
         "trace-100%": {**traced, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
     }  # fmt: skip
 
@@ -123,8 +136,8 @@ def _measure(bench: Bench, name: str, env: dict[str, str], size: int) -> Row:
                "GRISTMILL_HEALTH_HOST": "127.0.0.1", **env}  # fmt: skip
     else:
         env = {**base_env, **env}
-    if name in SAMPLED_FRACTION:
-        _prefill_traced(bench.url, PASSTHROUGH_STREAMS[0], size, ids.order, SAMPLED_FRACTION[name])
+    if name in SAMPLED:
+        _prefill_traced(bench.url, PASSTHROUGH_STREAMS[0], size, ids.order, *SAMPLED[name])
     else:
         bench.prefill(PASSTHROUGH_STREAMS[0], size, ids.order)
     stop = threading.Event()
