@@ -16,6 +16,13 @@ least a sweep can do (bench/scenarios/sweep_baseline.lua: ZRANGEBYSCORE + XADD +
 holds across machines where absolute rates do not. Every row carries the 1-minute load
 average at its start: a loaded machine's rates are not a quiet machine's.
 
+The `xadd-floor` rows are the ceiling of any sweep on this server: a script that only XADDs
+the same entries, 1,000 per call (bench/scenarios/sweep_floor.lua), once with the server's
+append-only file as configured (gristmill's embedded server: `appendonly yes`) and once with
+it switched off for the measurement (`CONFIG SET appendonly no`, then back, waiting for the
+rewrite that switching it on starts). Each moved entry costs one XADD, so no layout can sweep
+faster than the floor of the same run.
+
 Entries are `{schema_id: 18 characters, payload: 80 bytes}` (the due time is in the payload),
 gristmill's common entry. Every wait fails with a message when it stops progressing
 (bench.progress), so the bench cannot hang.
@@ -59,6 +66,9 @@ LAYOUTS: tuple[tuple[str, Layout, int], ...] = (
     ("zset", "zset", 1000),
 )
 _BASELINE_SOURCE = (Path(__file__).parent / "sweep_baseline.lua").read_text()
+_FLOOR_SOURCE = (Path(__file__).parent / "sweep_floor.lua").read_text()
+FLOOR = "xadd-floor"
+AOF_REWRITE_S = 120.0  # switching the append-only file back on rewrites it: at most this long
 
 
 def _payload(n: int, due_ms: int) -> bytes:
@@ -140,6 +150,39 @@ async def _baseline(redis: Redis, size: int) -> tuple[float, float]:
         progress.check(moved)
     elapsed = time.perf_counter() - started
     return size / elapsed, size / await _script_s(redis)
+
+
+async def _floor(redis: Redis, size: int) -> tuple[float, float]:
+    """XADD `size` entries from Lua, 1,000 per call, and nothing else: no sweep is faster."""
+    sha = await redis.script_load(_FLOOR_SOURCE)
+    await redis.config_resetstat()
+    payload = _payload(0, 0)
+    started = time.perf_counter()
+    for start in range(0, size, 1000):
+        await redis.evalsha(sha, 1, TARGET, min(1000, size - start), SCHEMA_ID, payload)
+    elapsed = time.perf_counter() - started
+    return size / elapsed, size / await _script_s(redis)
+
+
+async def _appendonly(redis: Redis) -> bool:
+    return (await redis.config_get("appendonly")).get("appendonly") == "yes"
+
+
+async def _floor_without_aof(redis: Redis, size: int) -> tuple[float, float]:
+    """The floor with the append-only file off for the measurement, then on again."""
+    await redis.config_set("appendonly", "no")
+    try:
+        return await _floor(redis, size)
+    finally:
+        await redis.config_set("appendonly", "yes")
+        deadline = time.monotonic() + AOF_REWRITE_S
+        while True:  # switching it on starts a rewrite; the next phase must not share it
+            info = await redis.info("persistence")
+            if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sweep floor: the AOF rewrite ran over {AOF_REWRITE_S} s")
+            await anyio.sleep(0.1)
 
 
 async def _lateness(redis: Redis, store: DelayedStore, size: int) -> list[int]:
@@ -226,6 +269,28 @@ async def measure(url: str, size: int) -> list[dict[str, object]]:
                 "note": "ZRANGEBYSCORE + XADD + ZREM per 1,000, no lease check, no buckets",
             }
         )
+        aof = await _appendonly(redis)
+        floors = [(f"appendonly {'yes' if aof else 'no'} (as configured)", _floor)]
+        if aof:
+            floors.append(("appendonly no, for this row only", _floor_without_aof))
+        for note, floor in floors:
+            await flush_sync(redis)
+            load = _load()
+            per_s, server_per_s = await floor(redis, size)
+            rows.append(
+                {
+                    "scenario": SCENARIO,
+                    "system": FLOOR if floor is _floor else f"{FLOOR}-no-aof",
+                    "layout": "none (XADD only)",
+                    "entries": size,
+                    "entries_per_s": round(per_s),
+                    "server_entries_per_s": round(server_per_s),
+                    "vs_baseline": round(per_s / base_per_s, 3),
+                    "server_vs_baseline": round(server_per_s / base_server_per_s, 3),
+                    "load_1m": load,
+                    "note": f"XADD only, 1,000 per script; {note}",
+                }
+            )
         await flush_sync(redis)
     finally:
         await redis.aclose()
