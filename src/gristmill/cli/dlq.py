@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
-import re
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from redis.exceptions import ResponseError
 from rich.table import Table
 from rich.text import Text
 
 from gristmill.cli.connection import with_redis
 from gristmill.cli.output import err, fail, out, print_json, utc_text
 from gristmill.cli.serve import settings_or_fail
-from gristmill.failures import lanes
-from gristmill.schemas.decoding import decoded_payloads
+from gristmill.failures import lanes, operations
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -25,19 +23,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_ENTRY_ID = re.compile(r"\(?\d+(-\d+)?")
 _SHOW_MESSAGE_CHARS = 60
 
 
 def _selection(
     reasons: tuple[str, ...], start: str, end: str, limit: int | None = None
 ) -> lanes.Selection:
-    for name, value in (("--start", start), ("--end", end)):
-        if value not in ("-", "+") and not _ENTRY_ID.fullmatch(value):
-            fail(f"{name} {value!r} is not a stream entry id", f"give {name} like 1700000000000-0")
-    if limit is not None and limit < 1:
-        fail(f"--limit {limit}", "give --limit a number of entries, 1 or more")
-    return lanes.Selection(frozenset(reasons), start, end, limit)
+    problem = operations.selection_problem(start, end, limit)
+    if problem is not None:
+        fail(*problem)
+    return operations.selection(reasons, start, end, limit)
 
 
 def _value(raw: bytes) -> dict[str, Any]:
@@ -97,22 +92,6 @@ _reason_option = click.option(
 )  # fmt: skip
 _start_option = click.option("--start", default="-", show_default=True, help="First entry id.")
 _end_option = click.option("--end", default="+", show_default=True, help="Last entry id.")
-
-
-async def _missing(redis: Redis, stream: str, group: str) -> str | None:
-    """Why there is no dead lane of `group` reading `stream` to look at, or None if there is."""
-    dead, _ = lanes.lane_keys(stream, group)
-    if await redis.exists(dead):
-        return None
-    if not await redis.exists(stream):
-        return f"no stream {stream} (and no dead lane {dead})"
-    try:
-        groups = sorted(str(info["name"], "utf-8") for info in await redis.xinfo_groups(stream))
-    except ResponseError:
-        return f"{stream} is not a stream"
-    if group not in groups:
-        return f"{stream} has no group {group}; its groups: {', '.join(groups) or 'none'}"
-    return None  # a real group that has dead-lettered nothing yet: an empty lane
 
 
 def _no_lane(problem: str) -> NoReturn:
@@ -194,11 +173,11 @@ def show(
     async def work(
         redis: Redis,
     ) -> tuple[list[lanes.DeadEntry], list[dict[str, Any]]] | str:
-        missing = await _missing(redis, stream, group)
+        missing = await operations.missing_lane(redis, stream, group)
         if missing is not None:
             return missing
-        found = [entry async for entry in lanes.read_entries(redis, stream, group, selection)]
-        return found, await decoded_payloads(redis, settings, found)  # h7: payload as JSON
+        # h7: the payload as JSON, beside the dl: fields
+        return await operations.entries_with_payloads(redis, settings, stream, group, selection)
 
     result = with_redis(settings, work)
     if isinstance(result, str):
@@ -277,13 +256,9 @@ def replay(
 
     async def work(redis: Redis) -> dict[str, Any]:
         if dry_run:
-            ids = await lanes.select_ids(redis, stream, group, selection)
-            return {"dead_lane": dead, "retry_lane": retry, "would_move": len(ids)}
-        result = await lanes.replay(redis, stream, group, selection)
-        return {
-            "dead_lane": dead, "retry_lane": retry, "moved": result.moved,
-            "skipped": result.skipped, "refused": result.refused,
-        }  # fmt: skip
+            would_move = await operations.count_replayable(redis, stream, group, selection)
+            return {"dead_lane": dead, "retry_lane": retry, "would_move": would_move}
+        return dataclasses.asdict(await operations.replay(redis, stream, group, selection))
 
     summary = with_redis(settings, work)
     if as_json:
@@ -319,10 +294,10 @@ def purge(
     dead, _ = lanes.lane_keys(stream, group)
 
     async def select(redis: Redis) -> list[str] | str:
-        missing = await _missing(redis, stream, group)
+        missing = await operations.missing_lane(redis, stream, group)
         if missing is not None:
             return missing
-        return await lanes.select_ids(redis, stream, group, selection)
+        return await operations.select_ids(redis, stream, group, selection)
 
     ids = with_redis(settings, select)
     if isinstance(ids, str):
@@ -333,7 +308,7 @@ def purge(
             click.confirm(f"Delete {len(ids)} entries from {dead} for good?", abort=True, err=True)
 
         async def delete(redis: Redis) -> int:
-            return await lanes.delete(redis, stream, group, ids)
+            return await operations.purge_ids(redis, stream, group, ids)
 
         deleted = with_redis(settings, delete)
     if as_json:
