@@ -139,3 +139,31 @@ def test_schedules_commands(cli: CliRunner, db: sync_redis.Redis) -> None:
     missing = cli.invoke(runtime, [*add, "--every", "5"])
     assert missing.exit_code == 2
     assert "missing argument 'n'" in missing.output
+
+
+def test_newest_reads_the_last_entries_of_each_queue_not_every_record(
+    db: sync_redis.Redis, server: EmbeddedServer
+) -> None:
+    from redis.asyncio import Redis
+
+    from gristmill.tasks import inspect
+
+    app, send, charge = shop()
+
+    async def enqueue_and_read() -> tuple[list[str], list[str]]:
+        async with app.connected(url=server.url, settings=SETTINGS):
+            for n in range(5):
+                await send.enqueue_as(f"mail-{n}", f"{n}@example.com", [])
+            await charge.enqueue_as("charge-1", 250)
+        redis = Redis.from_url(server.url)
+        try:
+            two = await inspect.newest(redis, limit=2)
+            every = await inspect.newest(redis, limit=50)
+        finally:
+            await redis.aclose()
+        return [t.id for t in two], [t.id for t in every]
+
+    two, every = anyio.run(enqueue_and_read)
+    # newest first by creation time; at most `limit`, each task once
+    assert two == ["charge-1", "mail-4"]
+    assert every == ["charge-1", "mail-4", "mail-3", "mail-2", "mail-1", "mail-0"]

@@ -1,9 +1,8 @@
-"""System tools the observability tests use, installed from Debian on first need (idempotent)."""
+"""System tools the observability tests use (tests.helpers.debian installs them), and traces."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -22,25 +21,12 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
 )
 
+from tests.helpers.debian import debian_tool
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ASYNCAPI_SPECS = "6.11.1"  # @asyncapi/specs: its schemas/3.0.0 is the AsyncAPI 3.0.0 schema
-
-
-def debian_tool(binary: str, package: str) -> str:
-    """The path of `binary`, installing Debian's `package` first if it is missing."""
-    found = shutil.which(binary)
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.fail(f"{binary} is missing and this is not root: apt-get install {package}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
-        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
-    found = shutil.which(binary)
-    assert found, f"apt-get installed {package} but {binary} is still not on PATH"
-    return found
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from gristmill.cli.status import status
 from gristmill.cli.sweep import sweep
 from gristmill.cli.tail import tail
 from gristmill.cli.tasks import tasks
+from gristmill.cli.ui import ui
 from gristmill.stopping import catch_early_stop
 
 
@@ -48,6 +49,7 @@ runtime.add_command(manifests)
 runtime.add_command(tail)
 runtime.add_command(tasks)
 runtime.add_command(schedules)
+runtime.add_command(ui)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from gristmill import keys
+from gristmill.envelope import TASK
 from gristmill.tasks import record as records
 
 if TYPE_CHECKING:
@@ -68,3 +69,32 @@ async def _scan_batches(redis: Redis, pattern: str) -> AsyncIterator[list[bytes]
             yield cast("list[bytes]", batch)
         if cursor == 0:
             return
+
+
+async def newest(
+    redis: Redis, *, prefix: str = keys.DEFAULT_PREFIX, limit: int
+) -> list[TaskRecord]:
+    """The records of the tasks most recently entered into each queue, newest first, at most
+    `limit`: the last `limit` entries of every queue stream, then their records, in two
+    pipelines. Unlike `listing` it reads a bounded number of keys however many records exist
+    (a dashboard's view; a task whose record expired, or untracked, is left out)."""
+    streams = await queue_streams(redis, prefix)
+    if not streams:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xrevrange(stream, count=limit)
+    wanted: dict[str, None] = {}  # record keys in order, each once (a retry re-enters its id)
+    for stream, entries in zip(streams, await pipe.execute(), strict=True):
+        for _, fields in cast("list[tuple[bytes, dict[bytes, bytes]]]", entries):
+            name_and_id = fields.get(TASK)
+            if name_and_id and b"/" in name_and_id:
+                task_id = name_and_id.split(b"/", 1)[1].decode(errors="replace")
+                wanted.setdefault(keys.task_record(stream, task_id))
+    pipe = redis.pipeline(transaction=False)
+    for key in wanted:
+        pipe.hgetall(key)
+    found = [records.parse(fields) for fields in await pipe.execute()] if wanted else []
+    present = [record for record in found if record is not None]
+    present.sort(key=lambda record: record.created_at, reverse=True)
+    return present[:limit]
