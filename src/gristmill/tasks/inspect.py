@@ -1,4 +1,5 @@
-"""Find task records for people and tools: by id across queues, or filtered (read-only)."""
+"""Find task records for people and tools: by id across queues, filtered, or the newest of each
+queue (read-only)."""
 
 from __future__ import annotations
 
