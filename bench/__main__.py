@@ -44,6 +44,7 @@ SCENARIOS = (
     "telemetry",  # the observability work: metrics and tracing overhead
     "bridge",  # the pub/sub bridge work
     "tasks",  # the tasks work: tracked tasks against arq, SAQ, taskiq and Celery
+    "many",  # the hot-path work: 10, 100 and 1,000 processors in one process
 )
 DEFAULT_MESSAGES = 200_000
 SCENARIO_BASE_TIMEOUT_S = 300.0
