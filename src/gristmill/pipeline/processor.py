@@ -36,7 +36,7 @@ from gristmill.envelope import ATTEMPT, REQUEUES, with_fields
 from gristmill.errors import CommitRefused, ReplyError
 from gristmill.failures.route import FailureRouter
 from gristmill.pipeline.batch import ProcessorStats
-from gristmill.pipeline.consume import Entry, Reader, ensure_groups
+from gristmill.pipeline.consume import Entry, Idling, Reader, ensure_groups
 from gristmill.pipeline.decode import decode_batch
 from gristmill.pipeline.encode import encode_slot
 from gristmill.pipeline.handle import BatchRunner, Handling
@@ -103,13 +103,17 @@ class ProcessorLoop:
             count=spec.batch or settings.batch,
             block_ms=settings.block_ms,
         )
-        self._read_command = reader.read_command()
         self._outputs = tuple(stream.encode() for stream in spec.outputs)
         self._own_stores = tuple(keys.delayed_store(lane).encode() for lane in self.lanes * 2)
         self._wake_channel = keys.delayed_wake(settings.key_prefix).encode()
         self._bucket_ms = settings.delayed_bucket_ms if settings.delayed_layout == "buckets" else 0
         claim_idle_ms = round((spec.claim_idle or settings.claim_idle) * 1000)
-        self._read_timeout = settings.block_ms / 1000 + settings.socket_timeout
+        self._idling = Idling(settings.block_ms, claim_idle_ms)
+        self._reads_by_idleness = tuple(
+            (reader.read_command(block), block / 1000 + settings.socket_timeout)
+            for block in (self._idling.block_ms, self._idling.idle_block_ms)
+        )
+        self._read_timeout = self._reads_by_idleness[0][1]
         self._runner = BatchRunner(spec.concurrency or settings.concurrency)
         self._session = Session(url, settings, spec.group, spec.name, self.stats)
         self._reclaimer = Reclaimer(reader, claim_idle_ms, spec.name, self.stats)
@@ -210,6 +214,7 @@ class ProcessorLoop:
             try:
                 with anyio.fail_after(self._read_timeout):
                     entries = self.reader.parse(_ok(await next_read, self.reader.streams))
+                self._idling.read(len(entries))
             finally:
                 self._reading = False
         if in_flight is not None:
@@ -217,7 +222,8 @@ class ProcessorLoop:
 
     def _start_read(self, reads: RespConnection) -> asyncio.Future[Any]:
         self._reading = True
-        return reads.send_packed(self._read_command)
+        command, self._read_timeout = self._reads_by_idleness[self._idling.idle]
+        return reads.send_packed(command)
 
     async def _settle(self, commits: RespConnection, sent: _SentCommit) -> None:
         if self.tracer is None:
