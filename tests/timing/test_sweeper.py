@@ -201,3 +201,33 @@ async def test_epoch_fences_live_in_their_store_slot() -> None:
         slot = keys.key_slot(keys.delayed_store(stream).encode())
         assert keys.key_slot(keys.delayed_fence(stream).encode()) == slot
         assert keys.key_slot(stream.encode()) == slot
+
+
+async def test_a_pass_skips_stores_with_nothing_due_until_a_wake(redis: Redis) -> None:
+    """Stores whose last sweep left nothing due are not swept again before their next release
+    (a process with many processors has mostly empty retry stores), and a new earliest entry
+    (a wake) makes the next pass look at every store again, so nothing is released late."""
+    sweeper = replica(redis, longest_sleep=60)
+    store = sweeper.store
+    now = SYSTEM_CLOCK.now_ms()
+    targets = ("a", "b", "c")
+    for n, target in enumerate(targets):
+        await store.schedule(target, entry(n), now - 1000)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sweeper.run)
+        await wait_until_moved([sweeper], 3)
+        await anyio.sleep(0.2)  # settled: every store swept empty, its emptiness known
+        before = sweeper.counts.batches
+        due = SYSTEM_CLOCK.now_ms() + 400
+        await store.schedule("a", entry(9), due)  # a wake: the pass right after asks all three
+        await wait_until_moved([sweeper], 4)
+        released_at = SYSTEM_CLOCK.now_ms()
+        batches = sweeper.counts.batches - before
+        await anyio.sleep(0.3)
+        idle_batches = sweeper.counts.batches - before - batches
+        tg.cancel_scope.cancel()
+    assert 0 <= released_at - due <= 250, "released late (or early)"
+    # the wake's pass: 3 stores; the release: only "a" (b and c are known to be empty)
+    assert batches == 4, f"{batches} sweep calls"
+    assert idle_batches == 0
+    assert await payload_counts(redis, *targets) == Counter([0, 1, 2, 9])

@@ -42,6 +42,8 @@ EAGER_POLL_S = 0.1  # how often an idle target with eager entries in reach is re
 WAKE_POLL_S = 1.0
 TARGETS_REFRESH_S = 1.0  # a target registered meanwhile waits at most this (or a wake)
 BATCH_TIMEOUT_S = 10.0  # beyond the client's socket timeout: that one fires first
+SKIP_AT_MOST_S = 60.0  # a store known to have nothing due is still swept this often
+SKIP_MARGIN_MS = 5  # skip a store only if its next release is at least this far off
 
 
 @dataclass(slots=True)
@@ -99,6 +101,13 @@ class Sweeper:
         self._listening: anyio.Event | None = None
         self._targets: list[str] = []
         self._targets_read_at: float | None = None  # anyio time; None: read before the next pass
+        # target -> (server ms of its next release, or None: empty; anyio time it was learnt):
+        # a pass skips a store with nothing due until then. Any wake message (a store got a
+        # new earliest entry), a new term and SKIP_AT_MOST_S forget it.
+        self._known_next: dict[str, tuple[int | None, float]] = {}
+        self._server_now: tuple[int, float] = (0, 0.0)  # (server ms, anyio time) last seen
+        self._forgets = 0  # counts the clears: a sweep learns nothing across one (a race)
+        self._subscribed = False  # skipping relies on wake messages: only while we hear them
         self._unreachable = Incident(log, "sweeper lease: cannot reach the server")
         self._wake_lost = Incident(log, "sweeper wake channel lost, resubscribing")
 
@@ -128,6 +137,7 @@ class Sweeper:
             while True:
                 if await self._try_acquire():
                     self.counts.terms += 1
+                    self._forget_known()  # a new term looks at every store again
                     async with self.lease.hold():
                         await self._sweep_while_leader()
                 await anyio.sleep(self.lease.renew_ms / 1000)
@@ -172,6 +182,10 @@ class Sweeper:
         The next wake-up is the earliest moment a pass has work: a store's next release
         time, or for an eager target the moment its next release comes within the horizon
         (release - horizon), so an idle target gets it as soon as the promise allows.
+        A store whose last sweep moved everything due and reported its next release (or none)
+        is not swept again before that release, unless a wake message came meanwhile: with
+        many processors, most retry stores are empty, and sweeping each one every pass was
+        most of an idle leader's work.
         Eager waiting: an eager target has entries in reach but was busy (re-checked every
         EAGER_POLL_S).
 
@@ -181,7 +195,7 @@ class Sweeper:
         self.counts.passes += 1
         busy = eager_waiting = False
         next_wake_ms: int | None = None
-        now_ms = 0
+        now_ms = self._server_ms_now()  # if every store is skipped: the server's now, estimated
         read_at = self._targets_read_at
         if read_at is None or anyio.current_time() - read_at > TARGETS_REFRESH_S:
             # not every pass: a pass of due entries is then script calls only, and a leader
@@ -190,6 +204,14 @@ class Sweeper:
             self._targets_read_at = anyio.current_time()
         for target in self._targets:
             horizon_ms = self.eager_ms.get(target, 0)
+            skip, known_wake = self._nothing_due(target)
+            if skip:
+                if known_wake is not None:
+                    next_wake_ms = (
+                        known_wake if next_wake_ms is None else min(next_wake_ms, known_wake)
+                    )
+                continue
+            forgets = self._forgets
             # shielded: the script is atomic on the server either way, and a call cut off
             # mid-reply would leave its outcome (and a refusal) unknown and the link reset
             with anyio.move_on_after(BATCH_TIMEOUT_S, shield=True) as scope:
@@ -217,6 +239,7 @@ class Sweeper:
                 return False, None, now_ms, False
             self.counts.moved += result.moved
             now_ms = result.now_ms
+            self._server_now = (now_ms, anyio.current_time())
             if result.moved:
                 log.debug("swept %d entries", result.moved, extra={"stream": target})
             busy = busy or result.moved >= self.batch
@@ -227,14 +250,50 @@ class Sweeper:
                 wake = release if in_reach else release - horizon_ms
                 next_wake_ms = wake if next_wake_ms is None else min(next_wake_ms, wake)
                 eager_waiting = eager_waiting or (horizon_ms > 0 and in_reach)
+            if forgets == self._forgets:  # else a wake came during the call: ask next time
+                self._learn(target, horizon_ms, result.moved, release)
         return busy, next_wake_ms, now_ms, eager_waiting
+
+    def _forget_known(self) -> None:
+        self._known_next.clear()
+        self._forgets += 1
+
+    def _learn(self, target: str, horizon_ms: int, moved: int, release: int | None) -> None:
+        """Remember when `target` next has something due, if that is certain (see sweep_pass)."""
+        if self.clock is not None or horizon_ms > 0 or moved >= self.batch:
+            self._known_next.pop(target, None)  # a test clock, eager, or more to move: ask
+        else:
+            self._known_next[target] = (release, anyio.current_time())
+
+    def _nothing_due(self, target: str) -> tuple[bool, int | None]:
+        """(skip `target` this pass, its known next release): skipped while its next release,
+        as its last sweep reported it, is still ahead by the server's clock (estimated from
+        the last reply), for at most SKIP_AT_MOST_S."""
+        known = self._known_next.get(target) if self._subscribed else None
+        if known is None:  # unknown, or not listening for wakes (sweep_pass called alone)
+            return False, None
+        release, learnt_at = known
+        now = anyio.current_time()
+        if now - learnt_at > SKIP_AT_MOST_S:
+            return False, None
+        if release is None:
+            return True, None
+        return release - self._server_ms_now() > SKIP_MARGIN_MS, release
+
+    def _server_ms_now(self) -> int:
+        """The server's clock now, from its last reply and the time since (0: none yet)."""
+        server_ms, seen_at = self._server_now
+        if not server_ms:
+            return 0
+        return server_ms + round((anyio.current_time() - seen_at) * 1000)
 
     async def _listen_for_wakes(self) -> None:
         while True:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.store.wake_channel)
-                await pubsub.get_message(timeout=WAKE_POLL_S)  # the server confirmed it
+                confirmed = await pubsub.get_message(timeout=WAKE_POLL_S)
+                self._subscribed = confirmed is not None  # the server confirmed it: we hear
                 if self._listening is not None:
                     self._listening.set()
                 self._wake_lost.ok()
@@ -244,10 +303,14 @@ class Sweeper:
                     )
                     if message is not None and self._wake is not None:
                         self._targets_read_at = None  # the store may be a new target
+                        self._forget_known()  # some store has a new earliest entry
                         self._wake.set()
             except (RedisError, OSError) as exc:
                 self._wake_lost.failed(exc)  # h2: once per outage
+                self._subscribed = False
+                self._forget_known()  # wakes may have been missed meanwhile
                 await anyio.sleep(WAKE_POLL_S)
             finally:
+                self._subscribed = False
                 with anyio.CancelScope(shield=True):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py lacks it
