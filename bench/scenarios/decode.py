@@ -42,7 +42,7 @@ def _keep_best(best: dict[str, float], system: str, seconds: float) -> None:
     best[system] = min(seconds, best.get(system, seconds))
 
 
-def person(index: int, person_class: type[Message]) -> bytes:
+def person(index: int, person_class: Any) -> bytes:
     """One realistic Person, encoded."""
     message: Any = person_class(
         name=f"person-{index}",
