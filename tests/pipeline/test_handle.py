@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import anyio.lowlevel
 
@@ -62,3 +64,28 @@ async def test_concurrency_one_runs_one_at_a_time() -> None:
         await runner.run(10, run_one)
         group.cancel_scope.cancel()
     assert peak == 1
+
+
+def _helper_tasks() -> int:
+    return sum(1 for task in asyncio.all_tasks() if task.get_name().startswith("handler-helper"))
+
+
+async def test_helpers_start_only_once_a_handler_suspends() -> None:
+    runner = BatchRunner(concurrency=64)
+
+    async def returns_at_once(index: int) -> None:
+        return None
+
+    async def suspends(index: int) -> None:
+        await anyio.sleep(0.001)
+
+    async with anyio.create_task_group() as group:
+        runner.start_helpers(group)
+        for _ in range(5):
+            await runner.run(100, returns_at_once)
+        assert _helper_tasks() == 1  # one waits: 1,000 such processors hold 1,000 tasks, not 63,000
+        await runner.run(100, suspends)
+        assert _helper_tasks() == 63
+        await runner.run(100, suspends)  # the same helpers again, none added
+        assert _helper_tasks() == 63
+        group.cancel_scope.cancel()

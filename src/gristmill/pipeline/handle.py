@@ -132,11 +132,27 @@ class BatchRunner:
         self._run_one: Callable[[int], Awaitable[None]] | None = None
         self._busy = 0
         self._idle: asyncio.Future[None] | None = None
+        self._first_suspension: asyncio.Future[None] | None = None
 
     def start_helpers(self, task_group: TaskGroup) -> None:
-        """Park the helper tasks in `task_group`; they live as long as it does."""
-        for number in range(self._helpers):
-            task_group.start_soon(self._helper, name=f"handler-helper-{number}")
+        """Start the helper tasks in `task_group`; they live as long as it does.
+
+        One task waits for the first time a handler suspends and only then starts the
+        others: a processor whose handlers never do (transform and return) holds one idle
+        task, not `concurrency - 1`, which with many processors per process is most of
+        its memory.
+        """
+        if self._helpers:
+            self._first_suspension = asyncio.get_running_loop().create_future()
+            task_group.start_soon(
+                self._start, task_group, self._first_suspension, name="handler-helper-0"
+            )
+
+    async def _start(self, task_group: TaskGroup, first_suspension: asyncio.Future[None]) -> None:
+        await first_suspension
+        for number in range(1, self._helpers):
+            task_group.start_soon(self._helper, True, name=f"handler-helper-{number}")
+        await self._helper(True)
 
     async def run(self, count: int, run_one: Callable[[int], Awaitable[None]]) -> None:
         """Run `run_one(0)` ... `run_one(count - 1)`; returns when all have finished.
@@ -157,17 +173,24 @@ class BatchRunner:
             await self._idle
 
     def _wake(self) -> None:
+        first, self._first_suspension = self._first_suspension, None
+        if first is not None:  # the helpers start now and go to work at once
+            if not first.done():
+                first.set_result(None)
+            return
         sleepers, self._sleepers = self._sleepers, []
         for sleeper in sleepers:
             if not sleeper.done():
                 sleeper.set_result(None)
 
-    async def _helper(self) -> None:
+    async def _helper(self, woken: bool) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            sleeper: asyncio.Future[None] = loop.create_future()
-            self._sleepers.append(sleeper)
-            await sleeper
+            if not woken:
+                sleeper: asyncio.Future[None] = loop.create_future()
+                self._sleepers.append(sleeper)
+                await sleeper
+            woken = False
             run_one = self._run_one
             if run_one is None:
                 continue
