@@ -51,7 +51,7 @@ PROCESSOR = (
     "type",  # commit_batch.lua checks every key's type before its first write
     "incr", "rpush", "zadd", "zrange", "publish",  # lib/delayed_add.lua: retries, requeues
     "hget", "hlen", "hset",  # lib/delayed_add.lua: the compact store's schema-id numbers
-    "sadd",  # timing/delayed.py register_target: the sweeper learns the processor's lanes
+    "sadd",  # timing/delayed.py register_targets: the sweeper learns the processor's lanes
     "client|unblock",  # runtime.py: a drain wakes the blocked reader
     "xinfo|consumers", "xgroup|delconsumer",  # forget_consumer.lua: idle consumers
 )  # fmt: skip

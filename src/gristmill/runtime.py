@@ -23,7 +23,7 @@ from gristmill.envelope import seal
 from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
 from gristmill.pipeline.processor import ProcessorLoop
-from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim
+from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim_all
 from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.registry import SchemaRegistry
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPKEEP_INTERVAL_S = 5.0
+# dead consumers are looked for every 30 s: they are forgotten after 10 x claim_idle (>= 60 s)
+FORGET_EVERY_ROUNDS = 6
 
 
 class Runtime:
@@ -186,9 +188,7 @@ class Runtime:
 
     async def _register_lanes(self) -> None:
         """Tell the sweeper about every lane our retries and requeues are parked for."""
-        for loop in self.loops:
-            for lane in loop.lanes:
-                await self.store.register_target(lane)
+        await self.store.register_targets(lane for loop in self.loops for lane in loop.lanes)
 
     async def _write_schedules(self) -> None:
         """Write the app's declared schedules to Redis (their fire state is kept)."""
@@ -234,12 +234,11 @@ class Runtime:
 
     async def _forget_consumer(self) -> None:
         """Delete this consumer from its groups if, and only if, it holds nothing pending."""
-        for loop in self.loops:
-            for stream in loop.spec.inputs:
-                with contextlib.suppress(Exception):
-                    await forget_idle_consumers(
-                        self.redis, stream, loop.spec.group, 0, self.consumer
-                    )
+        groups = [
+            (stream, loop.spec.group, 0) for loop in self.loops for stream in loop.spec.inputs
+        ]
+        with contextlib.suppress(Exception):
+            await forget_idle_consumers(self.redis, groups, only=self.consumer)
 
     async def _upkeep(self) -> None:
         """Every few seconds: trim outputs that have a retention, forget dead consumers."""
@@ -254,21 +253,28 @@ class Runtime:
             for loop in self.loops:
                 for stream in loop.spec.inputs:
                     retention.setdefault(keys.dead_lane(stream, loop.spec.group), dead)
+        groups = [
+            (
+                stream,
+                loop.spec.group,
+                _forget_after_ms(loop.spec.claim_idle or self.settings.claim_idle),
+            )
+            for loop in self.loops
+            for stream in loop.spec.inputs
+        ]
+        rounds = 0
         while not self._stop.is_set():
             with anyio.move_on_after(UPKEEP_INTERVAL_S):
                 await self._stop.wait()
             if self._stop.is_set():
                 return
-            try:
+            rounds += 1
+            try:  # one round trip per kind of work, however many processors this process hosts
                 await self._register_lanes()  # again: a FLUSHALL must not hide a lane
-                for stream, keep in retention.items():
-                    await trim(self.redis, stream, keep)
-                for loop in self.loops:
-                    idle_ms = round(
-                        max(10 * (loop.spec.claim_idle or self.settings.claim_idle), 60) * 1000
-                    )
-                    for stream in loop.spec.inputs:
-                        await forget_idle_consumers(self.redis, stream, loop.spec.group, idle_ms)
+                if retention:
+                    await trim_all(self.redis, retention)
+                if rounds % FORGET_EVERY_ROUNDS == 0:
+                    await forget_idle_consumers(self.redis, groups)
             except Exception as exc:  # noqa: BLE001 - upkeep waits for the next round
                 log.warning("upkeep failed, will retry: %s", exc)
 
@@ -290,6 +296,11 @@ class Runtime:
                 log.exception("ticker %s failed", ticker.name)
             with anyio.move_on_after(ticker.every):
                 await self._stop.wait()
+
+
+def _forget_after_ms(claim_idle: float) -> int:
+    """How long a consumer with nothing pending must be idle before upkeep forgets it."""
+    return round(max(10 * claim_idle, 60) * 1000)
 
 
 def _runs_task(spec: ProcessorSpec, wanted: set[str]) -> bool:

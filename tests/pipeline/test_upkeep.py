@@ -3,7 +3,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gristmill.clock import FakeClock
-from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, keep_claimed, trim
+from gristmill.pipeline.upkeep import (
+    Retention,
+    forget_idle_consumers,
+    keep_claimed,
+    trim,
+    trim_all,
+)
 from tests.typed_redis import raw, xrange
 
 if TYPE_CHECKING:
@@ -63,10 +69,28 @@ async def test_consumers_holding_entries_are_never_forgotten(redis: Redis) -> No
     await redis.xgroup_create("s", "g", id="0")
     await redis.xreadgroup("g", "holder", {"s": ">"}, count=5)
     await redis.xgroup_createconsumer("s", "g", "empty")
-    assert await forget_idle_consumers(redis, "s", "g", 0) == ["empty"]
+    assert await forget_idle_consumers(redis, [("s", "g", 0)]) == ["empty"]
     names = [c["name"] for c in await redis.xinfo_consumers("s", "g")]
     assert names == [b"holder"]
     assert (await redis.xpending("s", "g"))["pending"] == 5
+
+
+async def test_upkeep_of_many_streams_is_one_round_trip_that_survives_a_script_flush(
+    redis: Redis,
+) -> None:
+    for n in range(3):
+        await _fill(redis, f"s{n}", 2000)
+        await redis.xgroup_create(f"s{n}", "g", id="$")  # everything before is consumed
+        await redis.xgroup_createconsumer(f"s{n}", "g", f"idle-{n}")
+    await redis.script_flush()  # as after a restart: every call is refused with NOSCRIPT first
+    removed = await trim_all(redis, {f"s{n}": Retention(maxlen=1000) for n in range(3)})
+    lengths = [await redis.xlen(f"s{n}") for n in range(3)]
+    assert removed == 6000 - sum(lengths)
+    assert all(length < 2000 for length in lengths)
+    await redis.script_flush()
+    groups = [(f"s{n}", "g", 0) for n in range(3)]
+    assert await forget_idle_consumers(redis, groups) == ["idle-0", "idle-1", "idle-2"]
+    assert await forget_idle_consumers(redis, groups) == []
 
 
 async def test_keep_claimed_resets_idle_only_for_our_entries(redis: Redis) -> None:

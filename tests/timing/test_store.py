@@ -147,7 +147,7 @@ async def test_a_wake_is_published_only_for_a_new_earliest(redis: Redis) -> None
 
 async def test_schedule_registers_its_target(redis: Redis) -> None:
     store = make_store(redis)
-    await store.register_target("payments")
+    await store.register_targets(["payments"])
     await store.schedule("orders", entry(1), T0)
     assert await store.targets() == ["orders", "payments"]
 

@@ -16,6 +16,8 @@ from gristmill import scripts
 from gristmill.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
@@ -39,24 +41,40 @@ class Retention:
 
 async def trim(redis: Redis, stream: str, retention: Retention, clock: Clock = SYSTEM_CLOCK) -> int:
     """Trim `stream` to its retention without dropping entries a group still needs."""
-    removed = await TRIM(
-        redis, [stream], [retention.maxlen, round(retention.min_age * 1000), clock.now_ms()]
-    )
-    return int(removed)
+    return await trim_all(redis, {stream: retention}, clock)
+
+
+async def trim_all(
+    redis: Redis, retention: Mapping[str, Retention], clock: Clock = SYSTEM_CLOCK
+) -> int:
+    """`trim` every stream of `retention` in one round trip; the entries removed in all."""
+    now_ms = clock.now_ms()
+    calls = [
+        ([stream], [keep.maxlen, round(keep.min_age * 1000), now_ms])
+        for stream, keep in retention.items()
+    ]
+    return sum(int(removed) for removed in await TRIM.many(redis, calls))
 
 
 async def forget_idle_consumers(
-    redis: Redis, stream: str, group: str, min_idle_ms: int, only: str = ""
+    redis: Redis, groups: Sequence[tuple[str, str, int]], only: str = ""
 ) -> list[str]:
-    """Delete consumers of `group` idle for `min_idle_ms` that hold nothing pending."""
-    deleted = await FORGET(redis, [stream], [group, min_idle_ms, only])
-    names = [name.decode() if isinstance(name, bytes) else str(name) for name in deleted]
-    if names and not only:
-        log.info(
-            "forgot %d idle consumers with nothing pending: %s", len(names), names,
-            extra={"stream": stream, "group": group},
-        )  # fmt: skip
-    return names
+    """Delete consumers idle for `min_idle_ms` that hold nothing pending, of every
+    (stream, group, min_idle_ms) in one round trip; `only`: just that consumer (not logged).
+    """
+    calls: list[tuple[list[str], list[str | int]]] = [
+        ([stream], [group, min_idle_ms, only]) for stream, group, min_idle_ms in groups
+    ]
+    forgotten = []
+    for (stream, group, _), deleted in zip(groups, await FORGET.many(redis, calls), strict=True):
+        names = [name.decode() if isinstance(name, bytes) else str(name) for name in deleted]
+        if names and not only:
+            log.info(
+                "forgot %d idle consumers with nothing pending: %s", len(names), names,
+                extra={"stream": stream, "group": group},
+            )  # fmt: skip
+        forgotten += names
+    return forgotten
 
 
 async def keep_claimed(

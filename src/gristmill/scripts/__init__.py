@@ -53,6 +53,37 @@ class Script:
             await redis.script_load(self.source)
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
+    async def many(
+        self,
+        redis: Redis,
+        calls: Sequence[tuple[Sequence[str | bytes], Sequence[str | bytes | int]]],
+    ) -> list[Any]:
+        """Run the script once per (keys, args) in one round trip; the replies in order.
+
+        A call refused with NOSCRIPT did not run, so after loading the script only those
+        calls are sent again. Any other error reply is raised.
+        """
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            pipe = redis.pipeline(transaction=False)
+            for index in todo:
+                keys, args = calls[index]
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+            missing = []
+            for index, reply in zip(todo, await pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(reply, NoScriptError) and attempt == 0:
+                    missing.append(index)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    replies[index] = reply
+            if not missing:
+                break
+            await redis.script_load(self.source)
+            todo = missing
+        return replies
+
 
 @cache
 def load(name: str) -> Script:

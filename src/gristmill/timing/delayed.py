@@ -97,9 +97,11 @@ class DelayedStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def register_target(self, stream: str) -> None:
-        """Tell the sweeper that `stream` may receive delayed entries."""
-        await self.redis.sadd(keys.delayed_targets(self.prefix), stream)
+    async def register_targets(self, streams: Iterable[str]) -> None:
+        """Tell the sweeper that each of `streams` may receive delayed entries (one SADD)."""
+        members = list(streams)
+        if members:
+            await self.redis.sadd(keys.delayed_targets(self.prefix), *members)
 
     async def schedule(
         self, stream: str, fields: Sequence[bytes], due_ms: int, *, execution_class: str = ""
