@@ -3,7 +3,8 @@
 For each system: measure its pass-through saturation (as in `passthrough`), start it on an
 empty input, warm it up, then offer half that rate with a paced producer for about
 LOAD_S seconds, reading every output as it appears (see bench/load.py). The first
-WARMUP_FRACTION of the messages are left out of the percentiles.
+WARMUP_FRACTION of the messages are left out of the percentiles. Last, gristmill again at
+the rate the hand loop was offered, so the two tails compare at the same load.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def run(url: str, size: int) -> list[dict[str, object]]:
         for system in SYSTEMS:
             rows.append(latency_row(bench, system, size))
             report_progress(rows[-1])
+        # gristmill again, at the load the hand loop was offered (half of its saturation)
+        handloop = next((row for row in rows if row["system"] == "handloop"), {})
+        offered = handloop.get("offered_per_s")
+        if isinstance(offered, int):
+            row = paced_row(bench, "gristmill", offered, size, None)
+            rows.append({**row, "system": "gristmill at handloop's load"})
+            report_progress(rows[-1])
         return rows
     finally:
         bench.close()
@@ -40,10 +48,15 @@ def latency_row(bench: Bench, system: str, size: int) -> Row:
     """Saturation first, then the paced run at LOAD_FRACTION of it."""
     saturation = measure(bench, SCENARIO, system, PASSTHROUGH_STREAMS, size)
     rate = saturation.get("msgs_per_s")
-    result: Row = {"scenario": SCENARIO, "system": system}
     if not isinstance(rate, int):
-        return {**result, "note": f"no saturation figure: {saturation.get('note')}"}
-    offered = rate * LOAD_FRACTION
+        note = f"no saturation figure: {saturation.get('note')}"
+        return {"scenario": SCENARIO, "system": system, "note": note}
+    return paced_row(bench, system, rate * LOAD_FRACTION, size, rate)
+
+
+def paced_row(bench: Bench, system: str, offered: float, size: int, rate: int | None) -> Row:
+    """p50/p99 of `system` at `offered` msg/s (`rate`: its saturation, if measured)."""
+    result: Row = {"scenario": SCENARIO, "system": system}
     count = max(1000, min(size, int(offered * LOAD_S)))
     try:
         latencies, missing, duplicates = _paced(bench, system, offered, count)
@@ -54,9 +67,10 @@ def latency_row(bench: Bench, system: str, size: int) -> Row:
         p50_ms=round(percentile(timed, 0.50), 3),
         p99_ms=round(percentile(timed, 0.99), 3),
         offered_per_s=round(offered),
-        saturation_msgs_per_s=rate,
         messages=count,
     )
+    if rate is not None:
+        result["saturation_msgs_per_s"] = rate
     if missing or duplicates:
         result["note"] = f"{missing} outputs missing, {duplicates} duplicated"
     return result

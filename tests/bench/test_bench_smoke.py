@@ -15,6 +15,7 @@ from redis import Redis
 from bench.apps import PASSTHROUGH_STREAMS, PIPELINE_STREAMS
 from bench.harness import Bench
 from bench.payload import Invoice
+from bench.scenarios import latency
 from bench.scenarios import tasks as tasks_scenario
 from bench.systems import measure
 
@@ -96,3 +97,19 @@ def test_the_tasks_scenario_runs_every_task_once(server: EmbeddedServer, system:
     finally:
         client.close()
         bench.close()
+
+
+def test_a_paced_latency_run_sees_every_message_once(server: EmbeddedServer) -> None:
+    bench = Bench(server.url)
+    try:
+        row = latency.paced_row(bench, "gristmill", 1000.0, 1000, None)
+    finally:
+        bench.close()
+
+    assert "note" not in row, row  # a missing or doubled output would be named there
+    assert (row["messages"], row["offered_per_s"]) == (1000, 1000)
+    p50, p99 = row["p50_ms"], row["p99_ms"]
+    assert isinstance(p50, float)
+    assert isinstance(p99, float)
+    assert 0 < p50 <= p99
+    assert "saturation_msgs_per_s" not in row  # paced at a given rate, not measured
