@@ -10,7 +10,8 @@ off) hosts that many processors, each reading its own stream:
 - first_entry_ms: one entry added to the last processor's input, until its output exists
   (the output's id time minus the input's: both the server's clock);
 - load: LOAD_ENTRIES entries spread over every input while they run, until every output is
-  there: msgs_per_s, and client / server CPU µs per message.
+  there: msgs_per_s, client / server CPU µs per message, and the most connections the process
+  held meanwhile (idle processors park with none; busy ones hold two each).
 
 Every wait fails with a message when it stops progressing, so the bench cannot hang.
 
@@ -87,7 +88,9 @@ def _outputs(bench: Bench, count: int) -> int:
     return sum(int(length) for length in pipe.execute())
 
 
-def _load(bench: Bench, process: Process, count: int, schema_id: str) -> dict[str, float]:
+def _load(
+    bench: Bench, process: Process, count: int, schema_id: str, connected: int
+) -> dict[str, float]:
     already = _outputs(bench, count)
     cpu, server = process.cpu_s(), bench.server_cpu_s()
     started = time.perf_counter()
@@ -98,11 +101,14 @@ def _load(bench: Bench, process: Process, count: int, schema_id: str) -> dict[st
             pipe.execute()
     pipe.execute()
     progress = Progress(f"{count} processors under load", LOAD_ENTRIES)
+    peak = 0
     while (done := _outputs(bench, count) - already) < LOAD_ENTRIES:
         progress.check(done)
+        peak = max(peak, int(bench.redis.info("clients")["connected_clients"]))
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     return {
+        "load_connections": peak - connected,
         "msgs_per_s": round(LOAD_ENTRIES / seconds),
         "client_cpu_us": round((process.cpu_s() - cpu) / LOAD_ENTRIES * 1e6, 2),
         "server_cpu_us": round((bench.server_cpu_s() - server) / LOAD_ENTRIES * 1e6, 2),
@@ -126,7 +132,7 @@ def _measure(bench: Bench, count: int) -> Row:
         result["idle_server_core_pct"] = round((bench.server_cpu_s() - server) / IDLE_S * 100, 1)
         result["rss_mb"] = round(_rss_mb(process), 1)
         result["first_entry_ms"] = _first_entry_ms(bench, count, ids.order)
-        result.update(_load(bench, process, count, ids.order))
+        result.update(_load(bench, process, count, ids.order, connected))
     except (BenchError, Stalled) as exc:
         result["note"] = f"not measured: {exc}"
     finally:

@@ -52,7 +52,8 @@ PROCESSOR = (
     "incr", "rpush", "zadd", "zrange", "publish",  # lib/delayed_add.lua: retries, requeues
     "hget", "hlen", "hset",  # lib/delayed_add.lua: the compact store's schema-id numbers
     "sadd",  # timing/delayed.py register_targets: the sweeper learns the processor's lanes
-    "client|unblock",  # runtime.py: a drain wakes the blocked reader
+    "client|unblock",  # runtime.py: a drain wakes the blocked reader; parking.py: the watcher
+    "xrevrange", "xread",  # pipeline/parking.py: a last look before parking, the watcher's read
     "xinfo|consumers", "xgroup|delconsumer",  # forget_consumer.lua: idle consumers
 )  # fmt: skip
 TASKS = (  # gristmill.tasks: enqueue, start, the commit's record op, reports, results, cancel

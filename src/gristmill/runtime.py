@@ -20,9 +20,12 @@ from gristmill import keys
 from gristmill.bridges.pubsub import Bridge
 from gristmill.connect import redis_client
 from gristmill.envelope import seal
+from gristmill.pipeline.batch import ProcessorStats
 from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
+from gristmill.pipeline.parking import Watcher
 from gristmill.pipeline.processor import ProcessorLoop
+from gristmill.pipeline.session import Session
 from gristmill.pipeline.upkeep import Retention, forget_idle_consumers, trim_all
 from gristmill.schemas.backend import require_upb
 from gristmill.schemas.cache import SchemaCache
@@ -76,6 +79,14 @@ class Runtime:
             if (not wanted or name in wanted or _runs_task(spec, wanted))
             and (spec.target is None or spec.target in served)
         ]
+        # an idle processor parks (no connections) until this watcher sees an entry for it
+        self.watcher = (
+            Watcher(Session(url, settings, "parked", "watcher", ProcessorStats()), self.redis)
+            if settings.park_idle and self.loops
+            else None
+        )
+        for loop in self.loops:
+            loop.watcher = self.watcher
         self.task_client = bind_tasks(app, self.redis, self.cache, settings)
         # a FIFO queue's loop runs only in the replica holding the queue's lease
         self.gates = {
@@ -160,6 +171,8 @@ class Runtime:
                 for ticker in self.tickers:
                     outer.start_soon(self._tick, ticker, name=f"ticker:{ticker.name}")
                 outer.start_soon(self._upkeep, name="upkeep")
+                if self.watcher is not None:
+                    outer.start_soon(self.watcher.run, name="parking-watcher")
                 async with anyio.create_task_group() as work:
                     for loop in self.loops:
                         gate = self.gates.get(id(loop))

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     targets: str = ""
     # False: this process runs no scheduler (one replica holding the lease fires schedules)
     scheduler: bool = True
+    # True: a processor idle for a few reads closes its connections until a watcher (one per
+    # process) sees an entry for it (pipeline/parking.py); False: idle ones keep blocking
+    park_idle: bool = True
 
     @property
     def served_targets(self) -> frozenset[str]:

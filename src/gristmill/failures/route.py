@@ -13,14 +13,14 @@ import random
 from typing import TYPE_CHECKING
 
 from gristmill import keys
-from gristmill.envelope import ATTEMPT, FAILED_AT, ORIGIN, with_fields
+from gristmill.envelope import ATTEMPT, FAILED_AT, ORIGIN, REQUEUES, with_fields
 from gristmill.failures.deadletter import build_fields
 from gristmill.failures.policy import Decision, RetryAfter, decide
 from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:
     from gristmill.pipeline.batch import ProcessorStats, Slot
-    from gristmill.pipeline.publish import Commit
+    from gristmill.pipeline.publish import Commit, Delayed
     from gristmill.specs import ProcessorSpec
 
 log = logging.getLogger("gristmill.pipeline.processor")  # where operators look for entry outcomes
@@ -44,6 +44,19 @@ class FailureRouter:
         self.dead_lanes = tuple(keys.dead_lane(s, spec.group).encode() for s in origins)
         self.stats = stats
         self._random = random.Random()
+
+    def requeue(self, slot: Slot, now_ms: int) -> Delayed | None:
+        """The entry parked again as its handler asked (`ctx.requeue`), or None if it did not.
+
+        A requeue is not a failure: its attempt count starts again, one more requeue counted.
+        """
+        if slot.requeue_delay is None:
+            return None
+        requeues = slot.envelope.requeues + 1 if slot.envelope is not None else 1
+        updates = {ATTEMPT: None, REQUEUES: str(requeues).encode()}
+        member = pack_entry(with_fields(slot.entry[2], updates))
+        self.stats.requeued += 1
+        return [(self.stores[slot.entry[0]], now_ms + round(slot.requeue_delay * 1000), member)]
 
     def route(self, commit: Commit, slot: Slot, now_ms: int) -> None:
         """Retry the entry later through the delayed store, or dead-letter it, per the policy."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gristmill.errors import ReplyError
-from gristmill.pipeline.resp import RespConnection, pack_command
+from gristmill.pipeline.resp import RespConnection, is_error, pack_command
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ class Idling:
         """Note that a read returned `found` entries."""
         self.empty_reads = 0 if found else self.empty_reads + 1
 
+    def woken(self) -> None:
+        """A parked processor was woken: it reads as a busy one until it finds nothing again."""
+        self.empty_reads = 0
+
 
 def consumer_name() -> str:
     """`<host>-<pid>`: readable in XINFO, unique per live process (two never share a PEL)."""
@@ -80,6 +84,51 @@ class Reader:
             (b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", count or self.count,
              b"STREAMS", *self.streams, *[b"0"] * len(self.streams))
         )  # fmt: skip
+
+    async def last_look(
+        self, connection: RespConnection
+    ) -> tuple[tuple[bytes, ...] | None, list[Entry]]:
+        """The newest id of each stream, then the entries not yet delivered (one round trip).
+
+        The ids are None if this user may not run XREVRANGE (an ACL from before parking): the
+        read's entries are still returned, and the caller does not park.
+        """
+        replies = await connection.pipeline_raw(self.last_look_commands())
+        entries = self.parse(read_reply(replies[-1], self.streams))
+        refused = next((reply for reply in replies[:-1] if is_error(reply)), None)
+        if refused is None:
+            return self.parse_last_look(replies)[0], entries
+        if not str(refused).startswith("NOPERM"):
+            raise ReplyError(str(refused))
+        log.warning(
+            "idle reads keep blocking instead of parking: %s; `runtime acl` grants XREVRANGE "
+            "and XREAD for parking", refused, extra={"group": self.group.decode()},
+        )  # fmt: skip
+        return None, entries
+
+    def watched(
+        self, after: tuple[bytes, ...]
+    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bytes, bytes]:
+        """What a watcher reads for this reader, parked: (streams, newest ids, group, consumer)."""
+        return self.streams, after, self.group, self.consumer
+
+    def last_look_commands(self) -> list[tuple[Any, ...]]:
+        """Before parking: the newest id of each stream, then a read that does not block.
+
+        Sent in one pipeline, in this order: an entry added before the newest id was taken is
+        returned by the read, and one added after has a higher id (parking.Watcher).
+        """
+        newest = [(b"XREVRANGE", stream, b"+", b"-", b"COUNT", 1) for stream in self.streams]
+        read = (
+            b"XREADGROUP", b"GROUP", self.group, self.consumer, b"COUNT", self.count,
+            b"STREAMS", *self.streams, *[b">"] * len(self.streams),
+        )  # fmt: skip
+        return [*newest, read]
+
+    def parse_last_look(self, replies: list[Any]) -> tuple[tuple[bytes, ...], list[Entry]]:
+        """(newest id per stream, b"0-0" for an empty one; the entries the read brought)."""
+        newest = tuple(reply[0][0] if reply else b"0-0" for reply in replies[:-1])
+        return newest, self.parse(replies[-1])
 
     def parse(self, reply: Any, deliveries: int = 1) -> list[Entry]:
         """Entries of an XREADGROUP reply (None when BLOCK timed out)."""
@@ -170,3 +219,14 @@ async def ensure_groups(
                 "already there; declare the processor with from_beginning=True to read them",
                 group.decode(), stream.decode(), before,
             )  # fmt: skip
+
+
+def read_reply(reply: Any, streams: tuple[bytes, ...]) -> Any:
+    """A raw XREADGROUP reply, or ReplyError naming the streams read (for WRONGTYPE)."""
+    if is_error(reply):
+        text = str(reply)
+        if text.startswith("WRONGTYPE"):  # the server does not say which key
+            names = ", ".join(stream.decode() for stream in streams)
+            text += f" (reading {names}: one of them is not a stream)"
+        raise ReplyError(text)
+    return reply

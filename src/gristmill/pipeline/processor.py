@@ -8,6 +8,7 @@
     failures/route.py   a failed entry -> a retry parked or a dead letter
     publish.py   the commit: every output and ack of the batch in one script call
     session.py   connections, incidents and backoff
+    parking.py   idle: a last look, then no connection until the process's watcher wakes it
 
 Two connections per processor overlap the client's work with the server's:
 
@@ -18,7 +19,8 @@ Two connections per processor overlap the client's work with the server's:
 The next batch is requested before this one is handled, and a batch's commit is sent without
 waiting for its reply before handling the next one: the commit's reply is checked one batch
 later, or as soon as a read brings nothing, and always before a reclaim (the reclaim sees this
-consumer's own unacked entries as idle too).
+consumer's own unacked entries as idle too). A loop that found nothing several reads in a row
+parks: it closes both connections until an entry arrives for it (parking.py).
 """
 
 from __future__ import annotations
@@ -32,22 +34,21 @@ import anyio
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
-from gristmill.envelope import ATTEMPT, REQUEUES, with_fields
-from gristmill.errors import CommitRefused, ReplyError
+from gristmill.errors import ReplyError
 from gristmill.failures.route import FailureRouter
 from gristmill.pipeline.batch import ProcessorStats
-from gristmill.pipeline.consume import Entry, Idling, Reader, ensure_groups
+from gristmill.pipeline.consume import Entry, Idling, Reader, ensure_groups, read_reply
 from gristmill.pipeline.decode import decode_batch
 from gristmill.pipeline.encode import encode_slot
 from gristmill.pipeline.handle import BatchRunner, Handling
-from gristmill.pipeline.publish import COMMIT, Commit
+from gristmill.pipeline.parking import Parked
+from gristmill.pipeline.publish import COMMIT, Commit, skipped_by
 from gristmill.pipeline.reclaim import Reclaimer
 from gristmill.pipeline.resp import RespConnection, is_error
 from gristmill.pipeline.session import RECONNECT_BACKOFF_S, Session
 from gristmill.schemas.jsonformat import json_input_of
 from gristmill.telemetry import tracing
 from gristmill.telemetry.hooks import BatchHook, entry_ms
-from gristmill.timing.packing import pack_entry
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gristmill.pipeline.batch import Slot
+    from gristmill.pipeline.parking import Watcher
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
     from gristmill.specs import ProcessorSpec
@@ -124,6 +126,9 @@ class ProcessorLoop:
         self._json = json_input_of(spec)  # None: protobuf entries
         self.on_batch: BatchHook | None = None  # telemetry hook: metrics per batch, or off
         self._reads: RespConnection | None = None
+        self.watcher: Watcher | None = None  # set by the runtime: idle, this loop parks there
+        self._parked: Parked | None = None
+        self._claim_idle_ms = claim_idle_ms
         self._stopping = False
         self._reading = False
         self.ready = anyio.Event()
@@ -137,11 +142,14 @@ class ProcessorLoop:
             try:
                 while not self._stopping:
                     try:
-                        await self._run_connected()
+                        parked = await self._run_connected()
                     except (ConnectionError, OSError, TimeoutError, ReplyError) as exc:
                         self._reads = None
                         if await self._session.incident(exc):  # the group is gone: from 0
                             self.spec = replace(self.spec, from_beginning=True)
+                        continue
+                    if parked is not None:
+                        await self._park(parked)
             finally:
                 helpers.cancel_scope.cancel()
                 with anyio.move_on_after(1.0, shield=True):
@@ -151,6 +159,24 @@ class ProcessorLoop:
     def stop(self) -> None:
         """Ask the loop to finish its current batch and return (drain)."""
         self._stopping = True
+        if self._parked is not None:
+            self._parked.wake("stopping")
+
+    async def _park(self, parked: Parked) -> None:
+        """Hold no connection until the watcher (or a stop) wakes this loop (parking.py)."""
+        assert self.watcher is not None
+        self._reads = None
+        await self._session.close()
+        self._parked = parked
+        if not self._stopping:
+            self.watcher.park(parked)
+            try:
+                await parked.woken.wait()
+            finally:
+                self.watcher.leave(parked)
+        self._parked = None
+        self._idling.woken()
+        self._reclaimer.now()
 
     @property
     def tracer(self) -> Tracer | None:
@@ -168,7 +194,8 @@ class ProcessorLoop:
             return self._reads.client_id
         return None
 
-    async def _run_connected(self) -> None:
+    async def _run_connected(self) -> Parked | None:
+        """Read and process batches until a stop (None) or until idle enough to park."""
         reads = self._reads = await self._session.open("read")
         commits = await self._session.open("commit")
         inputs = len(self.spec.inputs)
@@ -200,6 +227,12 @@ class ProcessorLoop:
                     sent = await self._process(commits, claimed) if claimed else None
                     if sent is not None:
                         await self._settle(commits, sent)
+            if not entries and in_flight is None and self._may_park():
+                after, entries = await self.reader.last_look(reads)
+                if after is None:  # this user may not look: idle reads block instead
+                    self.watcher = None
+                elif not entries:  # nothing came since the newest ids were taken: park
+                    return Parked(*self.reader.watched(after), self._claim_idle_ms)
             next_read = None if self._stopping else self._start_read(reads)
             if entries:
                 sent = await self._process(commits, entries)
@@ -213,12 +246,16 @@ class ProcessorLoop:
                 break
             try:
                 with anyio.fail_after(self._read_timeout):
-                    entries = self.reader.parse(_ok(await next_read, self.reader.streams))
+                    entries = self.reader.parse(read_reply(await next_read, self.reader.streams))
                 self._idling.read(len(entries))
             finally:
                 self._reading = False
         if in_flight is not None:
             await self._settle(commits, in_flight)
+        return None
+
+    def _may_park(self) -> bool:
+        return self.watcher is not None and self._idling.idle and not self._stopping
 
     def _start_read(self, reads: RespConnection) -> asyncio.Future[Any]:
         self._reading = True
@@ -241,16 +278,7 @@ class ProcessorLoop:
             if is_error(reply) and str(reply).startswith("NOSCRIPT"):
                 await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)  # the server restarted
                 reply = await commits.call_packed(sent.payload)
-        if is_error(reply):
-            # the script checks ACL, key types and memory before its first write, so a
-            # refusal wrote nothing; a retry would only be refused again, so stop instead
-            raise CommitRefused(
-                f"{self.spec.name}: the server refused a commit ({reply}); it wrote nothing, "
-                "and this process stops so that it does not retry it forever. Check the ACL "
-                "of this user (XADD, XACK, EVALSHA, RPUSH, ZADD), the keys' types and the "
-                "server's maxmemory; another replica may take the entries over meanwhile"
-            )
-        skipped = reply[1:]
+        skipped = skipped_by(reply, self.spec.name)
         if skipped:
             self.stats.skipped += len(skipped)
             log.warning(
@@ -312,11 +340,7 @@ class ProcessorLoop:
                 except Exception as exc:  # noqa: BLE001 - a bad return value fails its entry
                     slot.failure = exc
                 else:
-                    again = None
-                    if slot.requeue_delay is not None:
-                        due_ms = now_ms + round(slot.requeue_delay * 1000)
-                        again = [(self._own_stores[index], due_ms, _requeued(slot))]
-                        self.stats.requeued += 1
+                    again = self._router.requeue(slot, now_ms)  # None unless ctx.requeue()
                     record = tasks.done(slot, now_ms) if tasks is not None else None
                     commit.entry(streams[index], entry_id, outputs, again, record)
                     published += len(outputs)
@@ -325,20 +349,3 @@ class ProcessorLoop:
         self.stats.handled += len(commit)
         self.stats.published += published
         return commit
-
-
-def _requeued(slot: Slot) -> bytes:
-    """The entry as a requeue parks it: attempt back to 1, one more requeue counted."""
-    requeues = slot.envelope.requeues + 1 if slot.envelope is not None else 1
-    updates = {ATTEMPT: None, REQUEUES: str(requeues).encode()}
-    return pack_entry(with_fields(slot.entry[2], updates))
-
-
-def _ok(reply: Any, streams: tuple[bytes, ...]) -> Any:
-    if is_error(reply):
-        text = str(reply)
-        if text.startswith("WRONGTYPE"):  # the server does not say which key
-            names = ", ".join(stream.decode() for stream in streams)
-            text += f" (reading {names}: one of them is not a stream)"
-        raise ReplyError(text)
-    return reply

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill import scripts
 from gristmill.envelope import PAYLOAD, SCHEMA_ID
-from gristmill.pipeline.resp import pack_command
+from gristmill.errors import CommitRefused
+from gristmill.pipeline.resp import is_error, pack_command
 
 if TYPE_CHECKING:
     from gristmill.pipeline.encode import Outputs
@@ -123,3 +124,21 @@ class Commit:
         args.append(self._entry_count)
         args += self._entries
         return pack_command(tuple(args))
+
+
+def skipped_by(reply: Any, processor: str) -> list[bytes]:
+    """The entry ids a commit's reply says were skipped (claimed by another consumer).
+
+    Raises:
+        CommitRefused: If the server refused the commit. The script checks ACL, key types
+            and memory before its first write, so a refusal wrote nothing; a retry would only
+            be refused again, so the process stops instead.
+    """
+    if is_error(reply):
+        raise CommitRefused(
+            f"{processor}: the server refused a commit ({reply}); it wrote nothing, "
+            "and this process stops so that it does not retry it forever. Check the ACL "
+            "of this user (XADD, XACK, EVALSHA, RPUSH, ZADD), the keys' types and the "
+            "server's maxmemory; another replica may take the entries over meanwhile"
+        )
+    return list(reply[1:])

@@ -35,6 +35,10 @@ class Reclaimer:
         self._next = 0.0
         self._extra = {"processor": processor, "group": reader.group.decode()}
 
+    def now(self) -> None:
+        """Make the next look for idle entries due at once (a parked processor woke up)."""
+        self._next = 0.0
+
     def due(self) -> bool:
         """True when the next look for idle entries is due."""
         return time.monotonic() >= self._next

@@ -174,6 +174,12 @@ class RespConnection:
         async with asyncio.timeout(self.timeout):
             return [_checked(await future) for future in futures]
 
+    async def pipeline_raw(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
+        """Like `pipeline`, but error replies are returned in place (see `is_error`)."""
+        futures = self._send(b"".join(map(pack_command, commands)), len(commands))
+        async with asyncio.timeout(self.timeout):
+            return [await future for future in futures]
+
     def close(self) -> None:
         if self._protocol.transport is not None:
             self._protocol.transport.close()
