@@ -1,11 +1,23 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
+from gristmill import App
 from gristmill.pipeline.handle import BatchRunner
+from gristmill.producer import Publisher
+from gristmill.runtime import Runtime
+from gristmill.settings import Settings
+from tests.pipeline.messages import Invoice, Order
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gristmill.context import Context
+    from gristmill.embedded import EmbeddedServer
 
 
 async def test_handlers_that_never_suspend_run_inline_in_order() -> None:
@@ -89,3 +101,35 @@ async def test_helpers_start_only_once_a_handler_suspends() -> None:
         await runner.run(100, suspends)  # the same helpers again, none added
         assert _helper_tasks() == 63
         group.cancel_scope.cancel()
+
+
+async def test_a_slow_batch_is_kept_from_other_consumers_while_its_handler_runs(
+    server: EmbeddedServer, redis: Redis
+) -> None:
+    runs: list[str] = []
+    app = App("slowpoke")
+
+    @app.processor(input="orders", output="invoices", from_beginning=True)
+    async def bill(order: Any, ctx: Context) -> Any:
+        runs.append(f"{order.id}@{ctx.entry_id}")
+        await anyio.sleep(2.5)  # 2.5 x claim_idle: the other consumer reclaims every 0.5 s
+        return Invoice(order_id=order.id, total_cents=1)
+
+    settings = Settings(block_ms=50, claim_idle=1.0, grace=5.0, health_port=0)
+    first = Runtime(app, settings, server.url, consumer="first")
+    second = Runtime(app, settings, server.url, consumer="second")
+    async with anyio.create_task_group() as group:
+        group.start_soon(first.run)
+        await first.wait_ready()
+        await Publisher(redis).publish("orders", Order(id="slow", sku="tea", quantity=1))
+        while not runs:
+            await anyio.sleep(0.01)
+        group.start_soon(second.run)  # it joins while the batch is in the handler
+        with anyio.fail_after(10):
+            while int(await redis.xlen("invoices")) < 1:
+                await anyio.sleep(0.05)
+        await anyio.sleep(1.0)  # a reclaim by `second` would run it again meanwhile
+        first.stop()
+        second.stop()
+    assert len(runs) == 1, runs
+    assert int(await redis.xlen("invoices")) == 1

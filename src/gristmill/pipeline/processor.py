@@ -139,6 +139,7 @@ class ProcessorLoop:
         """Process batches until `stop()`, then finish the batches in hand and return."""
         async with anyio.create_task_group() as helpers:
             self._runner.start_helpers(helpers)
+            self._handling.start_keeper(helpers)
             try:
                 while not self._stopping:
                     try:
