@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from gristmill import App
-from gristmill.pipeline.consume import Reader
+from gristmill.pipeline.consume import Reader, newest_ids
 from gristmill.pipeline.parking import (
     NEVER_IDLE_MS,
     Parked,
@@ -93,8 +93,8 @@ def test_the_last_look_takes_the_newest_ids_before_a_read_that_does_not_block() 
     ]
     assert b"BLOCK" not in commands[2]
     assert commands[2][:2] == (b"XREADGROUP", b"GROUP")
-    replies: list[Any] = [[[b"4-0", [b"f", b"v"]]], [], None]
-    assert reader.parse_last_look(replies) == ((b"4-0", b"0-0"), [])
+    replies: list[Any] = [[[b"4-0", [b"f", b"v"]]], []]
+    assert newest_ids(replies) == (b"4-0", b"0-0")
 
 
 # -- against a real server ---------------------------------------------------------------------

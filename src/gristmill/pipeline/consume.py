@@ -97,7 +97,7 @@ class Reader:
         entries = self.parse(read_reply(replies[-1], self.streams))
         refused = next((reply for reply in replies[:-1] if is_error(reply)), None)
         if refused is None:
-            return self.parse_last_look(replies)[0], entries
+            return newest_ids(replies[:-1]), entries
         if not str(refused).startswith("NOPERM"):
             raise ReplyError(str(refused))
         log.warning(
@@ -105,12 +105,6 @@ class Reader:
             "and XREAD for parking", refused, extra={"group": self.group.decode()},
         )  # fmt: skip
         return None, entries
-
-    def watched(
-        self, after: tuple[bytes, ...]
-    ) -> tuple[tuple[bytes, ...], tuple[bytes, ...], bytes, bytes]:
-        """What a watcher reads for this reader, parked: (streams, newest ids, group, consumer)."""
-        return self.streams, after, self.group, self.consumer
 
     def last_look_commands(self) -> list[tuple[Any, ...]]:
         """Before parking: the newest id of each stream, then a read that does not block.
@@ -124,11 +118,6 @@ class Reader:
             b"STREAMS", *self.streams, *[b">"] * len(self.streams),
         )  # fmt: skip
         return [*newest, read]
-
-    def parse_last_look(self, replies: list[Any]) -> tuple[tuple[bytes, ...], list[Entry]]:
-        """(newest id per stream, b"0-0" for an empty one; the entries the read brought)."""
-        newest = tuple(reply[0][0] if reply else b"0-0" for reply in replies[:-1])
-        return newest, self.parse(replies[-1])
 
     def parse(self, reply: Any, deliveries: int = 1) -> list[Entry]:
         """Entries of an XREADGROUP reply (None when BLOCK timed out)."""
@@ -230,3 +219,8 @@ def read_reply(reply: Any, streams: tuple[bytes, ...]) -> Any:
             text += f" (reading {names}: one of them is not a stream)"
         raise ReplyError(text)
     return reply
+
+
+def newest_ids(replies: list[Any]) -> tuple[bytes, ...]:
+    """The ids of `XREVRANGE s + - COUNT 1` replies (b"0-0" for an empty stream)."""
+    return tuple(reply[0][0] if reply else b"0-0" for reply in replies)

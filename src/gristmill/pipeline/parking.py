@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from gristmill.pipeline.consume import Reader
     from gristmill.pipeline.resp import RespConnection
     from gristmill.pipeline.session import Session
 
@@ -58,6 +59,11 @@ class Parked:
     claim_idle_ms: int
     woken: anyio.Event = field(default_factory=anyio.Event)
     reason: str = ""
+
+    @classmethod
+    def reading(cls, reader: Reader, after: tuple[bytes, ...], claim_idle_ms: int) -> Parked:
+        """A parked processor that reads like `reader`, its streams' newest ids `after`."""
+        return cls(reader.streams, after, reader.group, reader.consumer, claim_idle_ms)
 
     def wake(self, reason: str) -> None:
         """Wake the processor (the first reason is kept)."""

@@ -233,7 +233,7 @@ class ProcessorLoop:
                 if after is None:  # this user may not look: idle reads block instead
                     self.watcher = None
                 elif not entries:  # nothing came since the newest ids were taken: park
-                    return Parked(*self.reader.watched(after), self._claim_idle_ms)
+                    return Parked.reading(self.reader, after, self._claim_idle_ms)
             next_read = None if self._stopping else self._start_read(reads)
             if entries:
                 sent = await self._process(commits, entries)
