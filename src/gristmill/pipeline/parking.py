@@ -58,18 +58,15 @@ class Parked:
     consumer: bytes
     claim_idle_ms: int
     woken: anyio.Event = field(default_factory=anyio.Event)
-    reason: str = ""
 
     @classmethod
     def reading(cls, reader: Reader, after: tuple[bytes, ...], claim_idle_ms: int) -> Parked:
         """A parked processor that reads like `reader`, its streams' newest ids `after`."""
         return cls(reader.streams, after, reader.group, reader.consumer, claim_idle_ms)
 
-    def wake(self, reason: str) -> None:
-        """Wake the processor (the first reason is kept)."""
-        if not self.woken.is_set():
-            self.reason = reason
-            self.woken.set()
+    def wake(self) -> None:
+        """Wake the processor (again: nothing more happens)."""
+        self.woken.set()
 
 
 def stream_id(raw: bytes) -> tuple[int, int]:
@@ -185,7 +182,7 @@ class Watcher:
                 connection = None
                 await self.session.close()
                 failures += 1
-                self._wake_all(f"the watcher failed: {exc}")
+                self._wake_all()
                 if failures == 1:
                     log.warning("parking watcher: %s; parked processors woken", exc)
                 await anyio.sleep(min(0.1 * 2**failures, 5.0))
@@ -206,7 +203,7 @@ class Watcher:
             raise ReplyError(f"XREAD refused: {reply}")
         for one in woken_by(reply, self._parked):
             self._parked.discard(one)
-            one.wake("new entries")
+            one.wake()  # new entries
 
     def _block_ms(self) -> int:
         until_check = max(self._next_check - time.monotonic(), 0.0)
@@ -223,7 +220,7 @@ class Watcher:
         replies = await connection.pipeline(check_commands(parked))
         for one in with_idle_entries(parked, replies):
             self._parked.discard(one)
-            one.wake("idle entries to reclaim")
+            one.wake()  # idle entries to reclaim
 
     async def _nudge(self) -> None:
         """Unblock the watching XREAD when processors parked after it was sent."""
@@ -242,7 +239,7 @@ class Watcher:
                     continue
                 await anyio.sleep(0 if unblocked else NUDGE_RETRY_S)
 
-    def _wake_all(self, reason: str) -> None:
+    def _wake_all(self) -> None:
         parked, self._parked = self._parked, set()
         for one in parked:
-            one.wake(reason)
+            one.wake()

@@ -128,7 +128,6 @@ class ProcessorLoop:
         self._reads: RespConnection | None = None
         self.watcher: Watcher | None = None  # set by the runtime: idle, this loop parks there
         self._parked: Parked | None = None
-        self._claim_idle_ms = claim_idle_ms
         self._stopping = False
         self._reading = False
         self.ready = anyio.Event()
@@ -161,7 +160,7 @@ class ProcessorLoop:
         """Ask the loop to finish its current batch and return (drain)."""
         self._stopping = True
         if self._parked is not None:
-            self._parked.wake("stopping")
+            self._parked.wake()
 
     async def _park(self, parked: Parked) -> None:
         """Hold no connection until the watcher (or a stop) wakes this loop (parking.py)."""
@@ -233,7 +232,7 @@ class ProcessorLoop:
                 if after is None:  # this user may not look: idle reads block instead
                     self.watcher = None
                 elif not entries:  # nothing came since the newest ids were taken: park
-                    return Parked.reading(self.reader, after, self._claim_idle_ms)
+                    return Parked.reading(self.reader, after, self._reclaimer.claim_idle_ms)
             next_read = None if self._stopping else self._start_read(reads)
             if entries:
                 sent = await self._process(commits, entries)

@@ -170,9 +170,7 @@ class RespConnection:
 
     async def pipeline(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Send `commands` in one write and return their replies (error replies raise)."""
-        futures = self._send(b"".join(map(pack_command, commands)), len(commands))
-        async with asyncio.timeout(self.timeout):
-            return [_checked(await future) for future in futures]
+        return [_checked(reply) for reply in await self.pipeline_raw(commands)]
 
     async def pipeline_raw(self, commands: Sequence[tuple[Arg, ...]]) -> list[Any]:
         """Like `pipeline`, but error replies are returned in place (see `is_error`)."""
