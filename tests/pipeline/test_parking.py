@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from gristmill.context import Context
     from gristmill.embedded import EmbeddedServer
+    from gristmill.pipeline.parking import Watcher
 
 GROUP = "billing.bill"
 # parks after 3 empty 50 ms reads; the watcher looks for idle entries every 0.5 s
@@ -139,18 +140,31 @@ async def connection_names(redis: Redis) -> list[str]:
     return [client["name"] for client in clients]
 
 
+async def until_parked(runtime: Runtime, what: str = "the processor parks") -> Watcher:
+    """Wait until both processors (`bill` and the always idle `hush`) are parked."""
+    watcher = runtime.watcher
+    assert watcher is not None
+
+    async def both_parked() -> bool:
+        return watcher.parked == 2
+
+    await until(both_parked, what)
+    return watcher
+
+
+async def until_invoices(redis: Redis, count: int, what: str, within: float = 10.0) -> None:
+    async def handled() -> bool:
+        return int(await redis.xlen("invoices")) == count
+
+    await until(handled, what, within)
+
+
 async def test_an_idle_processor_parks_with_no_connection_and_an_entry_wakes_it(
     server: EmbeddedServer, redis: Redis
 ) -> None:
     publisher = Publisher(redis)
     async with running(server) as runtime:
-        assert runtime.watcher is not None
-        watcher = runtime.watcher
-
-        async def is_parked() -> bool:
-            return watcher.parked == 2
-
-        await until(is_parked, "the processor parks")
+        await until_parked(runtime)
 
         async def only_the_watcher_connected() -> bool:  # closes reach the server a bit later
             names = await connection_names(redis)
@@ -161,11 +175,8 @@ async def test_an_idle_processor_parks_with_no_connection_and_an_entry_wakes_it(
         for n in range(3):
             await publisher.publish("orders", Order(id=f"o-{n}", sku="tea", quantity=1))
 
-            async def handled(count: int = n + 1) -> bool:
-                return int(await redis.xlen("invoices")) == count
-
-            await until(handled, f"entry {n} is handled after parking")
-            await until(is_parked, "the processor parks again")
+            await until_invoices(redis, n + 1, f"entry {n} is handled after parking")
+            await until_parked(runtime, "the processor parks again")
 
 
 async def test_entries_added_at_any_moment_around_parking_are_never_left_waiting(
@@ -182,11 +193,8 @@ async def test_entries_added_at_any_moment_around_parking_are_never_left_waiting
             await anyio.sleep(rng.uniform(0.0, 0.4))
             await publisher.publish("orders", Order(id=f"o-{n}", sku="tea", quantity=1))
 
-            async def handled(count: int = n + 1) -> bool:
-                return int(await redis.xlen("invoices")) == count
-
             # a missed wake would leave it until the next entry: never, for the last one
-            await until(handled, f"entry {n} is handled", within=2.0)
+            await until_invoices(redis, n + 1, f"entry {n} is handled", within=2.0)
 
 
 async def test_a_parked_processor_reclaims_a_dead_consumers_entries(
@@ -194,13 +202,7 @@ async def test_a_parked_processor_reclaims_a_dead_consumers_entries(
 ) -> None:
     publisher = Publisher(redis)
     async with running(server) as runtime:
-        assert runtime.watcher is not None
-        watcher = runtime.watcher
-
-        async def is_parked() -> bool:
-            return watcher.parked == 2
-
-        await until(is_parked, "the processor parks")
+        await until_parked(runtime)
         # a consumer of another process takes 5 entries and dies before its commit
         await redis.xgroup_createconsumer("orders", GROUP, "ghost")
         for n in range(5):
@@ -209,22 +211,13 @@ async def test_a_parked_processor_reclaims_a_dead_consumers_entries(
         await redis.xreadgroup(GROUP, "ghost", {"orders": ">"}, count=5)
         assert (await redis.xpending("orders", GROUP))["pending"] == 5
 
-        async def reclaimed() -> bool:
-            return int(await redis.xlen("invoices")) == 5
-
-        await until(reclaimed, "the ghost's entries are reclaimed and handled")
+        await until_invoices(redis, 5, "the ghost's entries are reclaimed and handled")
         assert (await redis.xpending("orders", GROUP))["pending"] == 0
 
 
 async def test_a_parked_consumer_stays_seen(server: EmbeddedServer, redis: Redis) -> None:
     async with running(server) as runtime:
-        assert runtime.watcher is not None
-        watcher = runtime.watcher
-
-        async def is_parked() -> bool:
-            return watcher.parked == 2
-
-        await until(is_parked, "the processor parks")
+        watcher = await until_parked(runtime)
         await anyio.sleep(2.5)  # parked for 2.5 x claim_idle
         assert watcher.parked == 2
         (consumer,) = await redis.xinfo_consumers("orders", GROUP)
@@ -239,13 +232,7 @@ async def test_stopping_wakes_parked_processors(server: EmbeddedServer, redis: R
         async with anyio.create_task_group() as group:
             group.start_soon(runtime.run)
             await runtime.wait_ready()
-            watcher = runtime.watcher
-            assert watcher is not None
-
-            async def is_parked() -> bool:
-                return watcher.parked == 2
-
-            await until(is_parked, "the processor parks")
+            await until_parked(runtime)
             started = time.monotonic()
             runtime.stop()
     # a parked loop that missed the stop would hold the drain until the grace period (5 s)
@@ -257,23 +244,14 @@ async def test_a_lost_watcher_connection_wakes_the_parked_and_nothing_is_missed(
 ) -> None:
     publisher = Publisher(redis)
     async with running(server) as runtime:
-        assert runtime.watcher is not None
-        watcher = runtime.watcher
-
-        async def is_parked() -> bool:
-            return watcher.parked == 2
-
-        await until(is_parked, "the processor parks")
+        await until_parked(runtime)
         for client in await redis.client_list():
             if client["name"] == "gristmill:parked:watch":
                 await redis.client_kill_filter(_id=client["id"])
         await publisher.publish("orders", Order(id="after-kill", sku="tea", quantity=1))
 
-        async def handled() -> bool:
-            return int(await redis.xlen("invoices")) == 1
-
-        await until(handled, "the entry is handled after the watcher lost its connection")
-        await until(is_parked, "the processor parks again, on a new watcher connection")
+        await until_invoices(redis, 1, "the entry is handled after the watcher lost its connection")
+        await until_parked(runtime, "the processor parks again, on a new watcher connection")
 
 
 async def test_without_parking_an_idle_processor_keeps_its_connections(
@@ -308,10 +286,7 @@ async def test_a_user_that_may_not_look_keeps_blocking_instead_of_parking(
             assert f"gristmill:{GROUP}:read" in await connection_names(redis)
             await Publisher(redis).publish("orders", Order(id="o-1", sku="tea", quantity=1))
 
-            async def handled() -> bool:
-                return int(await redis.xlen("invoices")) == 1
-
-            await until(handled, "the entry is handled by the blocking read")
+            await until_invoices(redis, 1, "the entry is handled by the blocking read")
             runtime.stop()
     finally:
         await redis.acl_deluser("before-parking")
