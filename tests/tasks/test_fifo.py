@@ -59,7 +59,10 @@ async def test_fifo_order_holds_over_three_replicas_failures_and_a_kill(
             )
             stream = fifo_tasks.step.spec.stream
             with anyio.fail_after(60):  # wait until the queue's holder is part-way through
-                while (await redis.xinfo_groups(stream) or [{}])[0].get("entries-read", 0) < 2000:
+                # entries-read is nil until the group's first delivery (a group created at 0)
+                while (
+                    (await redis.xinfo_groups(stream) or [{}])[0].get("entries-read") or 0
+                ) < 2000:
                     await anyio.sleep(0.05)
             pid = await holder_pid(redis, stream)
             victim = next(p for p in replicas if p.pid == pid)
