@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,3 +68,26 @@ def median_run(results: list[Row]) -> Row:
     chosen = dict(measured[(len(measured) - 1) // 2]) if measured else dict(results[-1])
     chosen["runs"] = rates
     return chosen
+
+
+def _number(result: Row, key: str) -> float | None:
+    value = result.get(key)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def paired_ratio(
+    runs: Sequence[Row], bases: Sequence[Row], key: str
+) -> tuple[float, float, float] | None:
+    """Round by round, `runs[i][key] / bases[i][key]`: the (median, lowest, highest) ratio.
+
+    Variants measured round-robin meet the same noisy neighbour in each round, so the ratio
+    within a round is steadier than the ratio of two medians. None if no round has both.
+    """
+    ratios = []
+    for run, base in zip(runs, bases, strict=False):
+        value, reference = _number(run, key), _number(base, key)
+        if value is not None and reference is not None:
+            ratios.append(value / reference)
+    if not ratios:
+        return None
+    return statistics.median(ratios), min(ratios), max(ratios)

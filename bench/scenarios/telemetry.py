@@ -16,7 +16,10 @@
 Sampling is decided where a trace starts (the publisher), so the inputs are written as a
 producer sampling at that rate writes them (see each variant). Spans go to a local OTLP sink in this process that
 answers 200 and drops them, so the figure is the runtime's own cost, not a collector's.
-Variants run round-robin in one run; each row's `vs_off` is its rate over the `off` row's.
+Variants run round-robin in one run; each row's `vs_off` is its median rate over the `off`
+row's, `paired_vs_off` the median of the ratios within a round (with the lowest and highest),
+and `paired_cpu_vs_off` the same for client CPU per message: the steadier figures on a
+noisy machine. BENCH_TELEMETRY_VARIANTS (e.g. `off,metrics,trace-1%`) runs a subset.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from bench.apps import PASSTHROUGH_STREAMS
 from bench.harness import REPO, Bench, BenchError
 from bench.payload import order_payload
 from bench.resp import RespConnection, pack
-from bench.stats import median_run, rate_of
+from bench.stats import median_run, paired_ratio, rate_of
 from bench.systems import Row, repeats, report_progress, row, stream_command
 
 SCENARIO = "telemetry"
+VARIANTS_ENV = "BENCH_TELEMETRY_VARIANTS"
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -154,6 +158,26 @@ def _measure(bench: Bench, name: str, env: dict[str, str], size: int) -> Row:
         process.stop()
 
 
+def _chosen(variants: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The variants BENCH_TELEMETRY_VARIANTS names (all when unset), `off` always among them."""
+    wanted = [n.strip() for n in os.environ.get(VARIANTS_ENV, "").split(",") if n.strip()]
+    unknown = sorted(set(wanted) - set(variants))
+    if unknown:
+        raise SystemExit(f"{VARIANTS_ENV}: unknown {unknown}; known: {', '.join(variants)}")
+    if not wanted:
+        return variants
+    return {n: env for n, env in variants.items() if n in wanted or n == "off"}
+
+
+def _add_paired(result: Row, runs: list[Row], off: list[Row] | None) -> None:
+    if off is None or runs is off:
+        return
+    for field, key in (("paired_vs_off", "msgs_per_s"), ("paired_cpu_vs_off", "client_cpu_us")):
+        paired = paired_ratio(runs, off, key)
+        if paired is not None:
+            result[field] = [round(value, 3) for value in paired]
+
+
 def run(url: str, size: int) -> list[dict[str, object]]:
     bench = Bench(url)
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
@@ -161,7 +185,7 @@ def run(url: str, size: int) -> list[dict[str, object]]:
     main_dir = tempfile.TemporaryDirectory(prefix="bench-main-")
     try:
         sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
-        variants = _variants(sink_url, _main_source(main_dir.name))
+        variants = _chosen(_variants(sink_url, _main_source(main_dir.name)))
         runs: dict[str, list[Row]] = {name: [] for name in variants}
         for _ in range(repeats()):  # round-robin: a noisy neighbour hits every variant
             for name, env in variants.items():
@@ -169,7 +193,8 @@ def run(url: str, size: int) -> list[dict[str, object]]:
                 report_progress(runs[name][-1])
         rows = [median_run(runs[n]) if len(runs[n]) > 1 else runs[n][0] for n in variants]
         by_name = {str(r["system"]).removeprefix("gristmill "): rate_of(r) for r in rows}
-        for result in rows:
+        for name, result in zip(variants, rows, strict=True):
+            _add_paired(result, runs[name], runs.get("off"))
             rate = rate_of(result)
             notes = []
             for base in ("today", "off"):
@@ -177,6 +202,9 @@ def run(url: str, size: int) -> list[dict[str, object]]:
                 if rate is not None and base_rate:
                     result[f"vs_{base}"] = round(rate / base_rate, 3)
                     notes.append(f"{rate / base_rate:.3f}x {base}")
+            paired = result.get("paired_vs_off")
+            if isinstance(paired, list):
+                notes.append(f"paired {paired[0]:.3f}x off ({paired[1]:.3f}-{paired[2]:.3f})")
             if notes:
                 result["note"] = ", ".join(notes)
         return rows
