@@ -30,9 +30,14 @@ class GristmillError(Exception):
 
 
 class ConfigError(GristmillError, ValueError):
-    """Raised at start when a setting or a declaration is wrong; the message names the fix."""
+    """Raised at start when a setting or a declaration is wrong; the message names the fix,
+    or `fix` does (the `fix:` line `runtime serve` prints)."""
 
     reason = "config"
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class ServerError(GristmillError, RuntimeError):

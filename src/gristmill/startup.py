@@ -79,5 +79,7 @@ def fix_for(error: GristmillError) -> str:
             "the server runs; GRISTMILL_START_TIMEOUT sets how long to wait for it"
         )
     if isinstance(error, ConfigError):
+        if error.fix:
+            return error.fix
         return "set the variable to a valid value (see README: settings) or unset it"
     return "see the message above; GRISTMILL_LOG_LEVEL=DEBUG shows the traceback"
