@@ -168,7 +168,7 @@ class Publisher:
                 for message in messages[start : start + 1000]:
                     pipe.execute_command("XADD", stream, "*", *await self.fields(message))
                 if self.replicas:  # h8: one WAIT covers the chunk's writes
-                    add_wait(pipe, self.replicas, self.replica_timeout_ms)
+                    add_wait(pipe, self.replicas, self.replica_timeout_ms, self.redis, stream)
                 replies = await pipe.execute()
             if self.replicas:
                 check_wait(replies[-1], self.replicas, self.replica_timeout_ms)

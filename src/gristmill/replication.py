@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from gristmill.errors import ReplicationTimeout
 
 if TYPE_CHECKING:
@@ -26,9 +28,15 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT_MS = 2000
 
 
-def add_wait(pipe: Pipeline, replicas: int, timeout_ms: int) -> None:
-    """Queue a WAIT behind the writes already in `pipe` (same connection: it covers them)."""
-    pipe.execute_command("WAIT", replicas, timeout_ms)
+def add_wait(pipe: Pipeline, replicas: int, timeout_ms: int, redis: Redis, stream: str) -> None:
+    """Queue a WAIT behind the writes to `stream` already in `pipe` (same connection: it
+    covers them). On a cluster the WAIT goes to the master of the stream's slot, whose
+    connection in the pipeline carries those writes."""
+    if isinstance(redis, RedisCluster):
+        node = redis.get_node_from_key(stream)
+        pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+    else:
+        pipe.execute_command("WAIT", replicas, timeout_ms)
 
 
 def check_wait(reply: Any, replicas: int, timeout_ms: int) -> None:
@@ -55,7 +63,7 @@ async def replicated_xadd(
     """
     async with redis.pipeline(transaction=False) as pipe:
         pipe.execute_command("XADD", stream, "*", *fields)
-        add_wait(pipe, replicas, timeout_ms)
+        add_wait(pipe, replicas, timeout_ms, redis, stream)
         entry_id, waited = await pipe.execute()
     check_wait(waited, replicas, timeout_ms)
     return entry_id  # type: ignore[no-any-return]

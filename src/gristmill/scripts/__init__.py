@@ -8,12 +8,14 @@ script is loaded and the call retried once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 if TYPE_CHECKING:
@@ -61,8 +63,12 @@ class Script:
         """Run the script once per (keys, args) in one round trip; the replies in order.
 
         A call refused with NOSCRIPT did not run, so after loading the script only those
-        calls are sent again. Any other error reply is raised.
+        calls are sent again. Any other error reply is raised. redis-py's cluster client
+        refuses EVALSHA in a pipeline: there the calls go concurrently, each to its key's
+        master (a round trip per call, all at once).
         """
+        if isinstance(redis, RedisCluster):
+            return list(await asyncio.gather(*(self(redis, k, a) for k, a in calls)))
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):

@@ -305,7 +305,9 @@ class Sweeper:
                         self._targets_read_at = None  # the store may be a new target
                         self._forget_known()  # some store has a new earliest entry
                         self._wake.set()
-            except (RedisError, OSError) as exc:
+            # RuntimeError: redis-py reconnecting the subscription over a transport uvloop has
+            # closed (seen in a cluster failover); it is connection trouble like the others
+            except (RedisError, OSError, RuntimeError) as exc:
                 self._wake_lost.failed(exc)  # h2: once per outage
                 self._subscribed = False
                 self._forget_known()  # wakes may have been missed meanwhile
