@@ -31,9 +31,11 @@ def expected_amount(number: int) -> int:
     return (1 + number % 3) * 450
 
 
-async def place_orders(redis: Redis, numbers: range, chunk: int = 2000) -> list[str]:
+async def place_orders(
+    redis: Redis, numbers: range, chunk: int = 2000, publisher: Publisher | None = None
+) -> list[str]:
     """XADD orders numbered `numbers`; returns the ids of those the server acknowledged."""
-    publisher = Publisher(redis)
+    publisher = publisher or Publisher(redis)
     acked: list[str] = []
     for start in range(numbers.start, numbers.stop, chunk):
         batch = range(start, min(start + chunk, numbers.stop))
@@ -51,8 +53,10 @@ async def receipts(redis: Redis) -> list[tuple[str, int]]:
     start = "-"
     while True:
         send = redis.execute_command
-        page = await send(b"XRANGE", RECEIPTS, start, "+", "COUNT", 10_000)  # type: ignore[no-untyped-call]
+        page = await send("XRANGE", RECEIPTS, start, "+", "COUNT", 10_000)  # type: ignore[no-untyped-call]
         for _, fields in page:
+            if isinstance(fields, dict):  # redis-py's cluster client parses the fields
+                fields = [item for pair in fields.items() for item in pair]
             receipt = Receipt.FromString(open_fields(fields, 1 << 20).payload)
             found.append((receipt.order_id, receipt.amount_cents))
         if len(page) < 10_000:

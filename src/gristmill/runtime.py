@@ -18,9 +18,10 @@ import anyio
 
 from gristmill import keys
 from gristmill.bridges.pubsub import Bridge
-from gristmill.connect import redis_client
+from gristmill.connect import is_cluster_url, redis_client
 from gristmill.envelope import seal
 from gristmill.pipeline.batch import ProcessorStats
+from gristmill.pipeline.cluster import check_prefix
 from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
 from gristmill.pipeline.parking import Watcher
@@ -68,6 +69,8 @@ class Runtime:
         self.app = app
         self.settings = settings
         self.url = url
+        if is_cluster_url(url):
+            check_prefix(settings.key_prefix)
         self.consumer = consumer or consumer_name()
         self.redis: Redis = redis_client(url, settings)
         self.cache = SchemaCache(SchemaRegistry(self.redis, settings.key_prefix))
@@ -79,10 +82,11 @@ class Runtime:
             if (not wanted or name in wanted or _runs_task(spec, wanted))
             and (spec.target is None or spec.target in served)
         ]
-        # an idle processor parks (no connections) until this watcher sees an entry for it
+        # an idle processor parks (no connections) until this watcher sees an entry for it;
+        # not on a cluster, where one XREAD cannot watch streams of several slots
         self.watcher = (
             Watcher(Session(url, settings, "parked", "watcher", ProcessorStats()), self.redis)
-            if settings.park_idle and self.loops
+            if settings.park_idle and self.loops and not is_cluster_url(url)
             else None
         )
         for loop in self.loops:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.stats import gristmill_ratios, median_run, paired_ratio, percentile, rate_of
+from bench.stats import Row, gristmill_ratios, median_run, paired_ratio, percentile, rate_of
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -53,8 +53,9 @@ def test_median_run_keeps_the_middle_rate_and_lists_every_run() -> None:
 
 
 def test_paired_ratio_divides_within_each_round_and_skips_unmeasured_rounds() -> None:
-    runs = [{"msgs_per_s": 90}, {"msgs_per_s": 50}, {"msgs_per_s": None}, {"msgs_per_s": 120}]
-    bases = [{"msgs_per_s": 100}, {"msgs_per_s": 50}, {"msgs_per_s": 80}, {"msgs_per_s": 100}]
+    runs: list[Row] = [{"msgs_per_s": rate} for rate in (90, 50, None, 120)]
+    bases: list[Row] = [{"msgs_per_s": rate} for rate in (100, 50, 80, 100)]
     # rounds: 0.9, 1.0, (unmeasured), 1.2 -> the median of the three, then the extremes
     assert paired_ratio(runs, bases, "msgs_per_s") == (1.0, 0.9, 1.2)
-    assert paired_ratio(runs, [{"msgs_per_s": None}] * 4, "msgs_per_s") is None
+    unmeasured: list[Row] = [{"msgs_per_s": None}] * 4
+    assert paired_ratio(runs, unmeasured, "msgs_per_s") is None

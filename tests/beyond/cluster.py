@@ -57,11 +57,16 @@ def _low_free_port(taken: set[int]) -> int:
 
 
 def _cluster_ok(ports: tuple[int, ...]) -> bool:
+    """Every node sees every slot served, and every replica has synced with its master (a
+    WAIT for one replica would time out before that)."""
     for port in ports:
         with contextlib.closing(sync_redis.Redis(port=port, decode_responses=True)) as node:
             info = node.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
             text = info if isinstance(info, str) else str(info)
             if "cluster_state:ok" not in text:
+                return False
+            replication = node.info("replication")
+            if replication["role"] == "slave" and replication["master_link_status"] != "up":
                 return False
     return True
 

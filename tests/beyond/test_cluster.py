@@ -20,23 +20,14 @@ from gristmill.connect import redis_client
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.settings import Settings
 from gristmill.timing.leader import Lease
-from tests.beyond.cluster import local_cluster
 from tests.pipeline.messages import Order
 from tests.typed_redis import raw
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from tests.beyond.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with local_cluster(tmp_path_factory.mktemp("cluster")) as running:
-        yield running
 
 
 async def test_three_masters_three_replicas_serve_every_slot(cluster: LocalCluster) -> None:
@@ -78,10 +69,12 @@ async def test_the_registry_works_on_a_cluster_with_a_tagged_prefix(
         await client.aclose()
 
 
-def _runtime(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+def _runtime(
+    cluster: LocalCluster, *args: str, prefix: str = "{gm}:"
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
     env = {**clean, "GRISTMILL_REDIS_URL": "redis+cluster://" + cluster.url.split("://")[1],
-           "GRISTMILL_KEY_PREFIX": "{gm}:", "COLUMNS": "200"}  # fmt: skip
+           "GRISTMILL_KEY_PREFIX": prefix, "COLUMNS": "200"}  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "gristmill", *args],
         check=False, env=env, capture_output=True, text=True, timeout=60, cwd=ROOT,
@@ -96,10 +89,15 @@ def test_the_cli_registers_and_lists_schemas_on_a_cluster(cluster: LocalCluster)
     assert "example.orders.Receipt" in listed.stdout
 
 
-def test_serve_on_a_cluster_is_refused_in_one_line(cluster: LocalCluster) -> None:
-    done = _runtime(cluster, "serve", "services.orders:app")
+def test_serve_on_a_cluster_refuses_a_prefix_without_a_hash_tag_in_two_lines(
+    cluster: LocalCluster,
+) -> None:
+    done = _runtime(cluster, "serve", "services.orders:app", prefix="gm:")
     assert done.returncode == 2
-    assert done.stderr.startswith("error: runtime serve does not run on Redis Cluster yet")
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("error: GRISTMILL_KEY_PREFIX 'gm:' has no hash tag"), lines
+    assert lines[1].startswith("fix: set GRISTMILL_KEY_PREFIX to a prefix with a hash tag")
+    assert "Traceback" not in done.stderr
 
 
 async def test_a_lease_is_held_renewed_and_released_on_a_cluster(cluster: LocalCluster) -> None:

@@ -12,7 +12,6 @@ import click
 
 from gristmill.app import App
 from gristmill.cli.output import fail
-from gristmill.connect import is_cluster_url
 from gristmill.connect import tls_problem as check_tls
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.settings import Settings, load_settings
@@ -85,11 +84,6 @@ def serve(target: str, workers: int, only: tuple[str, ...]) -> None:
         start_failed(exc, settings)
     from gristmill.serving import serve_app  # deferred: `runtime --help` stays fast
 
-    if settings.redis_url and is_cluster_url(settings.redis_url.get_secret_value()):  # h8
-        fail(
-            "runtime serve does not run on Redis Cluster yet (the CLI and the registry do)",
-            "point GRISTMILL_REDIS_URL at one primary (redis://) or at Sentinel",
-        )
     tls_problem = check_tls(settings)  # h8: a wrong CA or missing client cert, in one line
     if tls_problem is not None:
         fail(*tls_problem)

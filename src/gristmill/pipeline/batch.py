@@ -67,6 +67,8 @@ class ProcessorStats:
     retried: int = 0  # failed entries parked in the delayed store for another run
     requeued: int = 0  # entries the handler asked to see again later (ctx.requeue)
     skipped: int = 0  # claimed by another consumer before our commit
+    split_commits: int = 0  # on a cluster: batches with outputs in other slots than the input
+    written_ahead: int = 0  # those outputs, written before the commit (at-least-once)
     reclaimed: int = 0
     lost_deleted: int = 0  # pending entries deleted from the stream before anyone acked them
     incidents: int = 0

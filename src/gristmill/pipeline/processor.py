@@ -8,6 +8,7 @@
     failures/route.py   a failed entry -> a retry parked or a dead letter
     publish.py   the commit: every output and ack of the batch in one script call
     session.py   connections, incidents and backoff
+    cluster.py   on Redis Cluster: the home slot, outputs of other slots, redirects
     parking.py   idle: a last look, then no connection until the process's watcher wakes it
 
 Two connections per processor overlap the client's work with the server's:
@@ -25,6 +26,7 @@ parks: it closes both connections until an entry arrives for it (parking.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -34,12 +36,14 @@ import anyio
 
 from gristmill import keys
 from gristmill.clock import SYSTEM_CLOCK, Clock
+from gristmill.connect import is_cluster_url
 from gristmill.errors import ReplyError
 from gristmill.failures.route import FailureRouter
+from gristmill.pipeline import cluster
 from gristmill.pipeline.batch import ProcessorStats
 from gristmill.pipeline.consume import Entry, Idling, Reader, ensure_groups, read_reply
 from gristmill.pipeline.decode import decode_batch
-from gristmill.pipeline.encode import encode_slot
+from gristmill.pipeline.encode import Outputs, encode_slot
 from gristmill.pipeline.handle import BatchRunner, Handling
 from gristmill.pipeline.parking import Parked
 from gristmill.pipeline.publish import COMMIT, Commit, skipped_by
@@ -51,8 +55,6 @@ from gristmill.telemetry import tracing
 from gristmill.telemetry.hooks import BatchHook, entry_ms
 
 if TYPE_CHECKING:
-    import asyncio
-
     from opentelemetry.trace import Tracer
     from redis.asyncio import Redis
 
@@ -117,7 +119,12 @@ class ProcessorLoop:
         )
         self._read_timeout = self._reads_by_idleness[0][1]
         self._runner = BatchRunner(spec.concurrency or settings.concurrency)
-        self._session = Session(url, settings, spec.group, spec.name, self.stats)
+        home = None  # on a cluster: the one slot of everything this processor reads
+        self._foreign: frozenset[bytes] = frozenset()  # outputs in other slots than home
+        if is_cluster_url(url):
+            home = cluster.home_slot(spec.name, spec.inputs + self.lanes)
+            self._foreign = cluster.foreign_outputs(home, sorted(spec.publishable))
+        self._session = Session(url, settings, spec.group, spec.name, self.stats, home)
         self._reclaimer = Reclaimer(reader, claim_idle_ms, spec.name, self.stats)
         self._handling = Handling(
             spec, self._runner, redis, consumer, reader.streams, origins, claim_idle_ms
@@ -206,7 +213,6 @@ class ProcessorLoop:
         await ensure_groups(reads, inputs_at, group, self.spec.from_beginning)
         await ensure_groups(reads, lanes + streams[inputs:], group, from_beginning=True)
         await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)
-        self._session.recovered()
         self.ready.set()
         # entries this consumer name holds from before (a reconnect) come first; an ordered
         # (FIFO) queue takes all of them in one batch, so none is left behind a newer entry
@@ -248,6 +254,7 @@ class ProcessorLoop:
                 with anyio.fail_after(self._read_timeout):
                     entries = self.reader.parse(read_reply(await next_read, self.reader.streams))
                 self._idling.read(len(entries))
+                self._session.recovered()  # a whole round went through (a no-op if no incident)
             finally:
                 self._reading = False
         if in_flight is not None:
@@ -278,6 +285,8 @@ class ProcessorLoop:
             if is_error(reply) and str(reply).startswith("NOSCRIPT"):
                 await commits.call(b"SCRIPT", b"LOAD", COMMIT.source)  # the server restarted
                 reply = await commits.call_packed(sent.payload)
+        if is_error(reply) and cluster.is_redirect(str(reply).partition(" ")[0]):
+            raise ReplyError(str(reply))  # refused whole: an incident, redone from the map
         skipped = skipped_by(reply, self.spec.name)
         if skipped:
             self.stats.skipped += len(skipped)
@@ -312,7 +321,9 @@ class ProcessorLoop:
             await self.spec.tasks.start(slots)  # one round trip per batch, not per task
         await self._handling.run(slots)
         handle_s = time.perf_counter() - started  # telemetry hook
-        commit = await self._build_commit(slots)
+        commit, ahead = await self._build_commit(slots)
+        if ahead:
+            await self._write_ahead(ahead)
         self.stats.batches += 1
         if self.on_batch is not None:  # telemetry hook: histograms once per batch
             first, last = entry_ms(entries[0][1]), entry_ms(entries[-1][1])
@@ -323,8 +334,11 @@ class ProcessorLoop:
         payload = commit.pack(reader.group, reader.consumer, self._wake_channel, self._bucket_ms)
         return _SentCommit(payload, commits.send_packed(payload))
 
-    async def _build_commit(self, slots: list[Slot]) -> Commit:
+    async def _build_commit(self, slots: list[Slot]) -> tuple[Commit, Outputs]:
+        """The batch's commit, and its outputs in other slots than home (on a cluster)."""
         commit = Commit()
+        ahead: Outputs = []  # written before the commit: at-least-once
+        foreign = self._foreign
         streams = self.reader.streams
         published = 0
         now_ms = self.clock.now_ms()
@@ -342,10 +356,32 @@ class ProcessorLoop:
                 else:
                     again = self._router.requeue(slot, now_ms)  # None unless ctx.requeue()
                     record = tasks.done(slot, now_ms) if tasks is not None else None
+                    if foreign:
+                        ahead += [output for output in outputs if output[0] in foreign]
+                        outputs = [output for output in outputs if output[0] not in foreign]
                     commit.entry(streams[index], entry_id, outputs, again, record)
                     published += len(outputs)
                     continue
             self._router.route(commit, slot, now_ms)
         self.stats.handled += len(commit)
         self.stats.published += published
-        return commit
+        return commit, ahead
+
+    async def _write_ahead(self, outputs: Outputs) -> None:
+        """XADD outputs of other slots to their masters (a pipeline each), before the commit.
+
+        A crash after this and before the commit redelivers the inputs, which writes these
+        outputs again: at-least-once, where outputs of the home slot are written once.
+        """
+        by_node: dict[int, list[tuple[bytes, ...]]] = {}
+        connections: dict[int, RespConnection] = {}
+        for stream, fields in outputs:
+            node = await self._session.node(keys.key_slot(stream))
+            connections[id(node)] = node
+            by_node.setdefault(id(node), []).append((b"XADD", stream, b"*", *fields))
+        for reply in await asyncio.gather(
+            *(connections[n].pipeline(commands) for n, commands in by_node.items())
+        ):
+            del reply  # ids; an error reply raised ReplyError: an incident
+        self.stats.split_commits += 1
+        self.stats.written_ahead += len(outputs)

@@ -3,6 +3,10 @@
 An incident (a lost connection, a timeout, an error reply) closes every connection; the loop
 then reconnects after a pause that grows with each failed try. It is logged once when it
 starts and once when it ends, however many retries it takes.
+
+On Redis Cluster (a `redis+cluster://` URL) the connections go to the master that owns the
+processor's home slot, found in the slot map, which is read again after every incident: a
+redirect is an incident too (cluster.py).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from gristmill.connect import resp_url, tls_context
+from gristmill.connect import is_cluster_url, plain_node_url, resp_url, tls_context
 from gristmill.errors import ReplyError
+from gristmill.pipeline.cluster import Address, SlotMap, node_url
 from gristmill.pipeline.resp import RespConnection
 
 if TYPE_CHECKING:
@@ -30,32 +35,99 @@ class Session:
     """The connections of one processor (named `gristmill:<group>:<role>` in CLIENT LIST)."""
 
     def __init__(
-        self, url: str, settings: Settings, group: str, processor: str, stats: ProcessorStats
+        self,
+        url: str,
+        settings: Settings,
+        group: str,
+        processor: str,
+        stats: ProcessorStats,
+        home_slot: int | None = None,
     ) -> None:
         self.url = url
+        self.cluster = is_cluster_url(url)
+        self.home_slot = home_slot  # on a cluster: the slot of every stream this session reads
+        self._slot_map: SlotMap | None = None
+        self._nodes: dict[Address, RespConnection] = {}
         self.settings = settings
         self.group = group
         self.processor = processor
         self.stats = stats
+        self._known_masters: list[Address] = []  # where to read the map if the seed is down
         self._connections: list[RespConnection] = []
         self._incident_since: float | None = None
         self._incident_retries = 0
 
     async def open(self, role: str) -> RespConnection:
         """A new connection whose replies time out (set-up, groups and claims never hang)."""
-        connection = await RespConnection.open(
-            await resp_url(self.url, self.settings),  # h8: the sentinels' current primary
+        if self.cluster:
+            assert self.home_slot is not None
+            url = node_url(plain_node_url(self.url), await self._owner(self.home_slot))
+        else:
+            url = await resp_url(self.url, self.settings)  # h8: the sentinels' current primary
+        connection = await self._connect(url, role)
+        self._connections.append(connection)
+        return connection
+
+    async def _connect(self, url: str, role: str) -> RespConnection:
+        return await RespConnection.open(
+            url,
             connect_timeout=self.settings.connect_timeout,
             reply_timeout=self.settings.socket_timeout,
             name=f"gristmill:{self.group}:{role}",
             tls=tls_context(self.url, self.settings),  # h8: TLS settings, see connect.py
         )
-        self._connections.append(connection)
+
+    async def node(self, slot: int) -> RespConnection:
+        """On a cluster, a connection to the master of `slot` (one per master, kept open)."""
+        address = await self._owner(slot)
+        connection = self._nodes.get(address)
+        if connection is None:
+            url = node_url(plain_node_url(self.url), address)
+            connection = self._nodes[address] = await self._connect(url, "write")
+            self._connections.append(connection)
         return connection
+
+    async def _owner(self, slot: int) -> Address:
+        """The master of `slot` in the slot map (read from a node if there is none yet).
+
+        Raises:
+            ConnectionError: If no node answers, or no master serves the slot (CLUSTERDOWN):
+                an incident, tried again after the backoff.
+        """
+        if self._slot_map is None:
+            self._slot_map = await self._read_slot_map()
+        owner = self._slot_map.owner(slot)
+        if owner is None:
+            self._slot_map = None
+            raise ConnectionError(f"no master serves hash slot {slot} of the cluster now")
+        return owner
+
+    async def _read_slot_map(self) -> SlotMap:
+        """CLUSTER SLOTS from the seed node, or from a master known before if it is down."""
+        seeds = [plain_node_url(self.url)]
+        seeds += [node_url(seeds[0], address) for address in self._known_masters]
+        failure: BaseException | None = None
+        for seed in dict.fromkeys(seeds):
+            try:
+                connection = await self._connect(seed, "slots")
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                failure = exc
+                continue
+            try:
+                slot_map = SlotMap.parse(await connection.call(b"CLUSTER", b"SLOTS"))
+            except (ConnectionError, OSError, TimeoutError, ReplyError, ValueError) as exc:
+                failure = exc
+                continue
+            finally:
+                connection.close()
+            self._known_masters = sorted(slot_map.masters)
+            return slot_map
+        raise ConnectionError(f"no node of the cluster gave its slot map: {failure}")
 
     async def close(self) -> None:
         """Close every connection and wait until they are closed."""
         connections, self._connections = self._connections, []
+        self._nodes = {}
         for connection in connections:
             connection.close()
         for connection in connections:
@@ -69,6 +141,7 @@ class Session:
         """
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         await self.close()
+        self._slot_map = None  # a redirect, a failover: ask the cluster where the slots are
         group_gone = isinstance(exc, ReplyError) and exc.code == "NOGROUP"
         if group_gone:
             log.error(

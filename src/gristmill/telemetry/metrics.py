@@ -95,10 +95,14 @@ class RuntimeMetrics:
             "failed": "entries whose run failed (retried or dead-lettered)",
             "batches": "batches committed",
             "reclaimed": "entries claimed from silent consumers",
+            "split_commits": "on Redis Cluster: batches with outputs in other hash slots than "
+            "their input, written before the commit (at-least-once)",
+            "written_ahead": "on Redis Cluster: outputs in other hash slots than their input",
         }
+        metric_names = {"batches": "gristmill_batches", "split_commits": "gristmill_split_commits"}
         for name, text in counters.items():
             meter.create_observable_counter(
-                f"gristmill_entries_{name}" if name != "batches" else "gristmill_batches",
+                metric_names.get(name, f"gristmill_entries_{name}"),
                 [self._counter(name)], "1", text,
             )  # fmt: skip
         meter.create_observable_counter(
