@@ -105,7 +105,7 @@ def redis_client(url: str, settings: Settings) -> Redis:
     return Redis.from_url(url, **options, **tls_options(url, settings))
 
 
-# -- Redis Cluster: redis-py's cluster client for everything but the hot path (not built yet) --
+# -- Redis Cluster: redis-py's cluster client off the hot path (pipeline/cluster.py has the rest) --
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 

@@ -1,7 +1,7 @@
 """A real local Redis Cluster: 3 masters + 3 replicas of the embedded valkey-server.
 
-Created with `valkey-cli --cluster create ... --cluster-replicas 1`; for tests of the parts that
-must work on a cluster (the hot path's cluster support is not built yet: docs/design-notes.md).
+Created with `valkey-cli --cluster create ... --cluster-replicas 1`; for the tests of everything
+that must work on a cluster, the hot path included.
 """
 
 from __future__ import annotations
