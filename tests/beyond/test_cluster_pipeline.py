@@ -14,7 +14,7 @@ import re
 import time
 import urllib.request
 from contextlib import ExitStack
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -22,7 +22,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from gristmill.embedded import free_port
+from gristmill.envelope import open_fields
 from gristmill.producer import Publisher
+from tests.apps import tagged_retry
 from tests.beyond.cluster import local_cluster
 from tests.delivery import (
     GROUPS,
@@ -35,6 +37,7 @@ from tests.delivery import (
     receipts,
 )
 from tests.helpers.procs import Proc, serve
+from tests.pipeline.messages import Invoice, Order
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -136,6 +139,39 @@ async def test_the_example_pipeline_runs_on_a_cluster_and_splits_every_commit(
     assert sorted(batches) == ["bill", "charge", "validate"]
     assert split == batches
     assert ahead == {"validate": len(numbers), "bill": len(numbers), "charge": len(numbers)}
+
+
+async def test_a_pipeline_under_one_hash_tag_commits_whole_and_retries_through_the_sweeper(
+    cluster: LocalCluster, client: Redis
+) -> None:
+    numbers = range(2_000)
+    port = free_port()
+    publisher = Publisher(client, prefix=PREFIX)
+    with ExitStack() as stack:
+        worker = start_worker(cluster_url(cluster), "tests.apps.tagged_retry:app", stack, port)
+        await worker.wait_for_line_async("serving", within=60)
+        for start in range(0, len(numbers), 500):
+            chunk = range(start, min(start + 500, len(numbers)))
+            await publisher.publish_many(
+                tagged_retry.INPUT, [Order(id=f"t-{n}", sku="tea", quantity=n) for n in chunk]
+            )
+        with anyio.fail_after(120):
+            while await client.xlen(tagged_retry.OUTPUT) < len(numbers):
+                await anyio.sleep(0.2)
+        retried = counters(port, "gristmill_entries_retried_total")
+        split = counters(port, "gristmill_split_commits_total")
+        assert await worker.terminate_async() == 0
+    page: Any = await client.xrange(tagged_retry.OUTPUT, count=len(numbers) + 1)
+    ids = [Invoice.FromString(open_fields(_flat(fields), 1 << 20).payload).order_id
+           for _, fields in page]  # fmt: skip
+    assert sorted(ids) == sorted(f"t-{n}" for n in numbers)  # each once: one slot, one script
+    assert retried == {"bill": len(numbers)}  # every order went through the delayed store
+    assert split == {"bill": 0}
+
+
+def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    """An entry's fields as redis-py's cluster client parses them, flat again."""
+    return [item for pair in fields.items() for item in pair]
 
 
 @pytest.mark.fault
