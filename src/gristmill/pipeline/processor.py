@@ -26,7 +26,6 @@ parks: it closes both connections until an entry arrives for it (parking.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -46,7 +45,7 @@ from gristmill.pipeline.decode import decode_batch
 from gristmill.pipeline.encode import Outputs, encode_slot
 from gristmill.pipeline.handle import BatchRunner, Handling
 from gristmill.pipeline.parking import Parked
-from gristmill.pipeline.publish import COMMIT, Commit, skipped_by
+from gristmill.pipeline.publish import COMMIT, Commit, skipped_by, write_ahead
 from gristmill.pipeline.reclaim import Reclaimer
 from gristmill.pipeline.resp import RespConnection, is_error
 from gristmill.pipeline.session import RECONNECT_BACKOFF_S, Session
@@ -55,6 +54,8 @@ from gristmill.telemetry import tracing
 from gristmill.telemetry.hooks import BatchHook, entry_ms
 
 if TYPE_CHECKING:
+    import asyncio
+
     from opentelemetry.trace import Tracer
     from redis.asyncio import Redis
 
@@ -322,8 +323,10 @@ class ProcessorLoop:
         await self._handling.run(slots)
         handle_s = time.perf_counter() - started  # telemetry hook
         commit, ahead = await self._build_commit(slots)
-        if ahead:
-            await self._write_ahead(ahead)
+        if ahead:  # on a cluster: outputs of other slots, before the commit (at-least-once)
+            await write_ahead(self._session.node, ahead)
+            self.stats.split_commits += 1
+            self.stats.written_ahead += len(ahead)
         self.stats.batches += 1
         if self.on_batch is not None:  # telemetry hook: histograms once per batch
             first, last = entry_ms(entries[0][1]), entry_ms(entries[-1][1])
@@ -356,32 +359,13 @@ class ProcessorLoop:
                 else:
                     again = self._router.requeue(slot, now_ms)  # None unless ctx.requeue()
                     record = tasks.done(slot, now_ms) if tasks is not None else None
+                    published += len(outputs)
                     if foreign:
                         ahead += [output for output in outputs if output[0] in foreign]
                         outputs = [output for output in outputs if output[0] not in foreign]
                     commit.entry(streams[index], entry_id, outputs, again, record)
-                    published += len(outputs)
                     continue
             self._router.route(commit, slot, now_ms)
         self.stats.handled += len(commit)
         self.stats.published += published
         return commit, ahead
-
-    async def _write_ahead(self, outputs: Outputs) -> None:
-        """XADD outputs of other slots to their masters (a pipeline each), before the commit.
-
-        A crash after this and before the commit redelivers the inputs, which writes these
-        outputs again: at-least-once, where outputs of the home slot are written once.
-        """
-        by_node: dict[int, list[tuple[bytes, ...]]] = {}
-        connections: dict[int, RespConnection] = {}
-        for stream, fields in outputs:
-            node = await self._session.node(keys.key_slot(stream))
-            connections[id(node)] = node
-            by_node.setdefault(id(node), []).append((b"XADD", stream, b"*", *fields))
-        for reply in await asyncio.gather(
-            *(connections[n].pipeline(commands) for n, commands in by_node.items())
-        ):
-            del reply  # ids; an error reply raised ReplyError: an incident
-        self.stats.split_commits += 1
-        self.stats.written_ahead += len(outputs)

@@ -1,19 +1,24 @@
 """Stage 5 of 5: one EVALSHA per batch commits every output and every ack (commit_batch.lua).
 
-The arguments are packed here, flat, so the script walks them without decoding anything.
+The arguments are packed here, flat, so the script walks them without decoding anything. On
+Redis Cluster, outputs in other hash slots than the input are written first (`write_ahead`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
-from gristmill import scripts
+from gristmill import keys, scripts
 from gristmill.envelope import PAYLOAD, SCHEMA_ID
 from gristmill.errors import CommitRefused
 from gristmill.pipeline.resp import is_error, pack_command
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from gristmill.pipeline.encode import Outputs
+    from gristmill.pipeline.resp import RespConnection
 
 COMMIT = scripts.load("commit_batch")
 _OP_XADD = b"x"
@@ -142,3 +147,21 @@ def skipped_by(reply: Any, processor: str) -> list[bytes]:
             "server's maxmemory; another replica may take the entries over meanwhile"
         )
     return list(reply[1:])
+
+
+async def write_ahead(
+    node_of: Callable[[int], Awaitable[RespConnection]], outputs: Outputs
+) -> None:
+    """XADD `outputs` to the masters of their slots, one pipeline per master, all at once.
+
+    Runs before the commit script, which can only write its input's slot: a crash between
+    the two redelivers the inputs and writes these again (at-least-once).
+
+    Raises:
+        ReplyError: If a master refuses one (MOVED during a failover): an incident.
+    """
+    by_node: dict[int, tuple[RespConnection, list[tuple[bytes, ...]]]] = {}
+    for stream, fields in outputs:
+        node = await node_of(keys.key_slot(stream))
+        by_node.setdefault(id(node), (node, []))[1].append((b"XADD", stream, b"*", *fields))
+    await asyncio.gather(*(node.pipeline(commands) for node, commands in by_node.values()))
