@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from gristmill.envelope import open_fields
 from gristmill.producer import Publisher
 from services.schemas import LineItem, Order, Receipt
@@ -47,6 +49,13 @@ async def place_orders(
     return acked
 
 
+def flat_fields(fields: list[bytes] | dict[bytes, bytes]) -> list[bytes]:
+    """An entry's fields as one flat list; redis-py's cluster client parses them into a dict."""
+    if isinstance(fields, dict):
+        return [item for pair in fields.items() for item in pair]
+    return fields
+
+
 async def receipts(redis: Redis) -> list[tuple[str, int]]:
     """(order id, amount) of every receipt, in stream order."""
     found: list[tuple[str, int]] = []
@@ -55,9 +64,7 @@ async def receipts(redis: Redis) -> list[tuple[str, int]]:
         send = redis.execute_command
         page = await send("XRANGE", RECEIPTS, start, "+", "COUNT", 10_000)  # type: ignore[no-untyped-call]
         for _, fields in page:
-            if isinstance(fields, dict):  # redis-py's cluster client parses the fields
-                fields = [item for pair in fields.items() for item in pair]
-            receipt = Receipt.FromString(open_fields(fields, 1 << 20).payload)
+            receipt = Receipt.FromString(open_fields(flat_fields(fields), 1 << 20).payload)
             found.append((receipt.order_id, receipt.amount_cents))
         if len(page) < 10_000:
             return found
@@ -81,3 +88,24 @@ async def pipeline_idle(redis: Redis) -> bool:
             if info["name"].decode() == group and (info["pending"] or info.get("lag")):
                 return False
     return True
+
+
+async def wait_for_groups(redis: Redis, groups: dict[str, str], within: float = 30) -> None:
+    """Until every (stream, group) of `groups` exists: the workers are up."""
+    with anyio.fail_after(within):
+        while True:
+            found = 0
+            for stream, group in groups.items():
+                if await redis.exists(stream):
+                    names = {g["name"].decode() for g in await redis.xinfo_groups(stream)}
+                    found += group in names
+            if found == len(groups):
+                return
+            await anyio.sleep(0.05)
+
+
+async def wait_until_idle(redis: Redis, expected: int, within: float) -> None:
+    """Until `expected` receipts are out and every group of the pipeline has acked all."""
+    with anyio.fail_after(within):
+        while await redis.xlen(RECEIPTS) < expected or not await pipeline_idle(redis):
+            await anyio.sleep(0.1)

@@ -19,9 +19,10 @@ from tests.delivery import (
     GROUPS,
     checksum,
     expected_amount,
-    pipeline_idle,
     place_orders,
     receipts,
+    wait_for_groups,
+    wait_until_idle,
 )
 from tests.helpers.procs import Proc, serve
 
@@ -43,25 +44,6 @@ WORKER_ENV = {
 
 def start_worker(url: str, target: str, stack: ExitStack) -> Proc:
     return stack.enter_context(serve(target, env={**WORKER_ENV, "GRISTMILL_REDIS_URL": url}))
-
-
-async def wait_for_groups(redis: Redis, groups: dict[str, str]) -> None:
-    with anyio.fail_after(30):
-        while True:
-            found = 0
-            for stream, group in groups.items():
-                if await redis.exists(stream):
-                    names = {g["name"].decode() for g in await redis.xinfo_groups(stream)}
-                    found += group in names
-            if found == len(groups):
-                return
-            await anyio.sleep(0.05)
-
-
-async def wait_until_idle(redis: Redis, expected: int, within: float) -> None:
-    with anyio.fail_after(within):
-        while await redis.xlen("receipts") < expected or not await pipeline_idle(redis):
-            await anyio.sleep(0.1)
 
 
 def assert_exactly_once(found: list[tuple[str, int]], numbers: range) -> None:

@@ -31,10 +31,12 @@ from tests.delivery import (
     PLACED,
     checksum,
     expected_amount,
+    flat_fields,
     order,
-    pipeline_idle,
     place_orders,
     receipts,
+    wait_for_groups,
+    wait_until_idle,
 )
 from tests.helpers.procs import Proc, serve
 from tests.pipeline.messages import Invoice, Order
@@ -83,25 +85,6 @@ def start_worker(url: str, target: str, stack: ExitStack, health_port: int = 0) 
     return stack.enter_context(serve(target, env=env))
 
 
-async def wait_for_groups(redis: Redis) -> None:
-    with anyio.fail_after(60):
-        while True:
-            found = 0
-            for stream, group in GROUPS.items():
-                if await redis.exists(stream):
-                    names = {g["name"].decode() for g in await redis.xinfo_groups(stream)}
-                    found += group in names
-            if found == len(GROUPS):
-                return
-            await anyio.sleep(0.1)
-
-
-async def wait_until_idle(redis: Redis, expected: int, within: float) -> None:
-    with anyio.fail_after(within):
-        while await redis.xlen("receipts") < expected or not await pipeline_idle(redis):
-            await anyio.sleep(0.2)
-
-
 def counters(port: int, name: str) -> dict[str, float]:
     """`name`'s value per processor, from a worker's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
@@ -120,7 +103,7 @@ async def test_the_example_pipeline_runs_on_a_cluster_and_splits_every_commit(
             start_worker(cluster_url(cluster), target, stack, port)
             for target, port in zip(SERVICES, ports, strict=True)
         ]
-        await wait_for_groups(client)
+        await wait_for_groups(client, GROUPS, within=60)
         await place_orders(client, numbers, publisher=Publisher(client, prefix=PREFIX))
         await wait_until_idle(client, len(numbers), within=120)
         batches = {**counters(ports[0], "gristmill_batches_total"),
@@ -162,16 +145,11 @@ async def test_a_pipeline_under_one_hash_tag_commits_whole_and_retries_through_t
         split = counters(port, "gristmill_split_commits_total")
         assert await worker.terminate_async() == 0
     page: Any = await client.xrange(tagged_retry.OUTPUT, count=len(numbers) + 1)
-    ids = [Invoice.FromString(open_fields(_flat(fields), 1 << 20).payload).order_id
+    ids = [Invoice.FromString(open_fields(flat_fields(fields), 1 << 20).payload).order_id
            for _, fields in page]  # fmt: skip
     assert sorted(ids) == sorted(f"t-{n}" for n in numbers)  # each once: one slot, one script
     assert retried == {"bill": len(numbers)}  # every order went through the delayed store
     assert split == {"bill": 0}
-
-
-def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
-    """An entry's fields as redis-py's cluster client parses them, flat again."""
-    return [item for pair in fields.items() for item in pair]
 
 
 @pytest.mark.fault
@@ -186,7 +164,7 @@ async def test_kill_9_of_workers_on_a_cluster_loses_nothing(
     rng = random.Random(20261203)
     with ExitStack() as stack:
         workers = [start_worker(url, target, stack) for target in targets]
-        await wait_for_groups(client)
+        await wait_for_groups(client, GROUPS, within=60)
         produced = anyio.Event()
 
         async def produce() -> None:
@@ -253,7 +231,7 @@ async def test_kill_9_of_a_master_under_load_loses_no_replicated_order_and_the_p
         publisher = Publisher(typed, prefix=PREFIX, replicas=1)
         with ExitStack() as first:  # a first start creates the groups, then stops
             starters = [start_worker(cluster_url(own), target, first) for target in SERVICES]
-            await wait_for_groups(typed)
+            await wait_for_groups(typed, GROUPS, within=60)
             assert [await worker.terminate_async() for worker in starters] == [0, 0]
         for start in range(numbers.start, numbers.stop, 1000):
             await publisher.publish_many(PLACED, [order(n) for n in range(start, start + 1000)])
