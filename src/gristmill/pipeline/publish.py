@@ -160,8 +160,11 @@ async def write_ahead(
     Raises:
         ReplyError: If a master refuses one (MOVED during a failover): an incident.
     """
+    by_stream: dict[bytes, list[tuple[bytes, ...]]] = {}
+    for stream, fields in outputs:  # a batch's outputs go to a few streams: slot each once
+        by_stream.setdefault(stream, []).append((b"XADD", stream, b"*", *fields))
     by_node: dict[int, tuple[RespConnection, list[tuple[bytes, ...]]]] = {}
-    for stream, fields in outputs:
+    for stream, commands in by_stream.items():
         node = await node_of(keys.key_slot(stream))
-        by_node.setdefault(id(node), (node, []))[1].append((b"XADD", stream, b"*", *fields))
+        by_node.setdefault(id(node), (node, []))[1].extend(commands)
     await asyncio.gather(*(node.pipeline(commands) for node, commands in by_node.values()))
