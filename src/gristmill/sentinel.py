@@ -89,7 +89,7 @@ def client(url: str, options: dict[str, Any]) -> Redis:
     address = parse(url)
     # options are the plain client's (timeouts, retry, name); they apply to the sentinels too
     sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}
-    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call, unused-ignore]
     return sentinel.master_for(  # type: ignore[no-any-return]
         address.service, redis_class=_PrimaryClient, db=address.db, username=address.username,
         password=address.password, **options,
@@ -104,7 +104,7 @@ async def primary_url(url: str, *, connect_timeout: float) -> str:
     """
     address = parse(url)
     limits = {"socket_timeout": connect_timeout, "socket_connect_timeout": connect_timeout}
-    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=limits)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(address.sentinels), sentinel_kwargs=limits)  # type: ignore[no-untyped-call, unused-ignore]
     try:
         host, port = await sentinel.discover_master(address.service)
     except Exception as exc:  # redis-py raises MasterNotFoundError for every cause

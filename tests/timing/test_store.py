@@ -142,7 +142,7 @@ async def test_a_wake_is_published_only_for_a_new_earliest(redis: Redis) -> None
     assert await wakes() == 0
     await store.schedule("orders", entry(4), T0 + 1000)  # earlier
     assert await wakes() == 1
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 async def test_schedule_registers_its_target(redis: Redis) -> None:

@@ -315,4 +315,4 @@ class Sweeper:
             finally:
                 self._subscribed = False
                 with anyio.CancelScope(shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py lacks it
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis-py 8.2
