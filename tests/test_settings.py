@@ -100,3 +100,14 @@ def test_a_size_with_an_unknown_unit_names_the_variable(monkeypatch: pytest.Monk
 def test_log_levels_are_case_insensitive(monkeypatch: pytest.MonkeyPatch, level: str) -> None:
     monkeypatch.setenv("GRISTMILL_LOG_LEVEL", level)
     assert load_settings().log_level == level.upper()
+
+
+def test_a_replica_wait_at_least_the_socket_timeout_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRISTMILL_WAIT_REPLICAS", "1")
+    monkeypatch.setenv("GRISTMILL_WAIT_TIMEOUT_MS", "5000")
+    with pytest.raises(ConfigError, match="GRISTMILL_WAIT_TIMEOUT_MS must be shorter"):
+        load_settings()
+    monkeypatch.setenv("GRISTMILL_SOCKET_TIMEOUT", "6")
+    assert load_settings().wait_timeout_ms == 5000

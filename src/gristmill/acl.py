@@ -55,6 +55,8 @@ PROCESSOR = (
     "client|unblock",  # runtime.py: a drain wakes the blocked reader; parking.py: the watcher
     "xrevrange", "xread",  # pipeline/parking.py: a last look before parking, the watcher's read
     "xinfo|consumers", "xgroup|delconsumer",  # forget_consumer.lua: idle consumers
+    "cluster|slots",  # pipeline/session.py: on a cluster, the slot map
+    "role", "wait",  # pipeline/publish.py: a cluster write-ahead with GRISTMILL_WAIT_REPLICAS
 )  # fmt: skip
 TASKS = (  # gristmill.tasks: enqueue, start, the commit's record op, reports, results, cancel
     "exists", "hset", "xadd", "set",  # task_enqueue.lua (SET NX: a schedule's fire marker)

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     # True: a processor idle for a few reads closes its connections until a watcher (one per
     # process) sees an entry for it (pipeline/parking.py); False: idle ones keep blocking
     park_idle: bool = True
+    # on Redis Cluster, outputs written to another master than their input's wait (WAIT) until
+    # this many of its replicas have them before the inputs are acked; 0: no wait, and a
+    # master killed before its replica had them loses them (docs/deploy.md: Redis Cluster)
+    wait_replicas: int = Field(default=0, ge=0)
+    wait_timeout_ms: PositiveInt = 1000  # past this the batch is an incident and is redone
 
     @property
     def served_targets(self) -> frozenset[str]:
@@ -151,6 +156,11 @@ class Settings(BaseSettings):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError(
                 "GRISTMILL_TLS_CERT_FILE and GRISTMILL_TLS_KEY_FILE go together: set both or neither"
+            )
+        if self.wait_replicas and self.wait_timeout_ms >= self.socket_timeout * 1000:
+            raise ValueError(
+                "GRISTMILL_WAIT_TIMEOUT_MS must be shorter than GRISTMILL_SOCKET_TIMEOUT "
+                f"({self.socket_timeout:g} s), or a slow replica reads as a dead server"
             )
         return self
 

@@ -6,6 +6,7 @@ the replica promoted: every entry a replicas=1 publish returned for is there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from redis.asyncio import Redis
 
 from gristmill.embedded import EmbeddedServer
 from gristmill.errors import ReplicationTimeout
+from gristmill.pipeline.publish import write_ahead
+from gristmill.pipeline.resp import RespConnection
 from gristmill.producer import Publisher
 from tests.delivery import order
 from tests.typed_redis import raw, xrange
@@ -78,3 +81,50 @@ async def test_nothing_a_replicas_1_publish_returned_for_is_lost_in_a_failover(
     assert set(acked) <= ids
     assert last in ids
     assert len(ids) >= 3201  # the 3,000 of publish_many too
+
+
+async def test_a_waited_write_ahead_counts_the_replicas_the_master_has_online(
+    pair: tuple[EmbeddedServer, EmbeddedServer],
+) -> None:
+    """write_ahead with replicas=1 (a cluster's write-ahead, here on one primary): it returns
+    once the replica has the writes, refuses (ReplicationTimeout) while the replica is stopped
+    but still connected, and sends no WAIT once the primary has no replica at all."""
+    primary, replica = pair
+    node = await RespConnection.open(primary.url, connect_timeout=2, reply_timeout=5)
+    address = ("127.0.0.1", primary.port)
+
+    async def master_of(slot: int) -> tuple[tuple[str, int], RespConnection]:
+        return address, node
+
+    seen: dict[tuple[str, int], int] = {}
+    outputs = [(b"out", [b"n", str(n).encode()]) for n in range(10)]
+
+    async def write() -> None:
+        await write_ahead(master_of, outputs, replicas=1, timeout_ms=300, seen=seen)
+
+    async def waits_sent() -> int:
+        stats = await to_primary.info("commandstats")
+        return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+    to_primary, to_replica = Redis.from_url(primary.url), Redis.from_url(replica.url)
+    try:
+        await write()
+        assert seen == {address: 1}
+        assert await to_replica.xlen("out") == 10  # WAIT returned: the replica has them
+        os.kill(replica.process.pid, signal.SIGSTOP)
+        with pytest.raises(ReplicationTimeout, match="0 of 1 replicas"):
+            await write()
+        os.kill(replica.process.pid, signal.SIGCONT)
+        await raw(to_replica, "REPLICAOF", "NO", "ONE")  # the primary is left with none
+        with anyio.fail_after(10):
+            while seen[address]:
+                with contextlib.suppress(ReplicationTimeout):  # it may still list the replica
+                    await write()
+        before = await waits_sent()
+        await write()
+        assert await waits_sent() == before  # no replica online: nothing to wait for
+        assert await to_primary.xlen("out") >= 40
+    finally:
+        node.close()
+        await to_primary.aclose()
+        await to_replica.aclose()

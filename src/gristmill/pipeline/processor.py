@@ -48,7 +48,7 @@ from gristmill.pipeline.parking import Parked
 from gristmill.pipeline.publish import COMMIT, Commit, skipped_by, write_ahead
 from gristmill.pipeline.reclaim import Reclaimer
 from gristmill.pipeline.resp import RespConnection, is_error
-from gristmill.pipeline.session import RECONNECT_BACKOFF_S, Session
+from gristmill.pipeline.session import INCIDENTS, RECONNECT_BACKOFF_S, Session
 from gristmill.schemas.jsonformat import json_input_of
 from gristmill.telemetry import tracing
 from gristmill.telemetry.hooks import BatchHook, entry_ms
@@ -151,7 +151,7 @@ class ProcessorLoop:
                 while not self._stopping:
                     try:
                         parked = await self._run_connected()
-                    except (ConnectionError, OSError, TimeoutError, ReplyError) as exc:
+                    except INCIDENTS as exc:
                         self._reads = None
                         if await self._session.incident(exc):  # the group is gone: from 0
                             self.spec = replace(self.spec, from_beginning=True)
@@ -324,7 +324,7 @@ class ProcessorLoop:
         handle_s = time.perf_counter() - started  # telemetry hook
         commit, ahead = await self._build_commit(slots)
         if ahead:  # on a cluster: outputs of other slots, before the commit (at-least-once)
-            await write_ahead(self._session.node, ahead)
+            await self._write_ahead(ahead)
             self.stats.split_commits += 1
             self.stats.written_ahead += len(ahead)
         self.stats.batches += 1
@@ -336,6 +336,11 @@ class ProcessorLoop:
         reader = self.reader
         payload = commit.pack(reader.group, reader.consumer, self._wake_channel, self._bucket_ms)
         return _SentCommit(payload, commits.send_packed(payload))
+
+    async def _write_ahead(self, outputs: Outputs) -> None:
+        session, settings = self._session, self.settings
+        wait = settings.wait_replicas, settings.wait_timeout_ms, session.replicas_seen
+        await write_ahead(session.node, outputs, *wait)
 
     async def _build_commit(self, slots: list[Slot]) -> tuple[Commit, Outputs]:
         """The batch's commit, and its outputs in other slots than home (on a cluster)."""

@@ -13,10 +13,12 @@ from gristmill import keys, scripts
 from gristmill.envelope import PAYLOAD, SCHEMA_ID
 from gristmill.errors import CommitRefused
 from gristmill.pipeline.resp import is_error, pack_command
+from gristmill.replication import check_wait
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from gristmill.pipeline.cluster import Address
     from gristmill.pipeline.encode import Outputs
     from gristmill.pipeline.resp import RespConnection
 
@@ -150,21 +152,74 @@ def skipped_by(reply: Any, processor: str) -> list[bytes]:
 
 
 async def write_ahead(
-    node_of: Callable[[int], Awaitable[RespConnection]], outputs: Outputs
+    master_of: Callable[[int], Awaitable[tuple[Address, RespConnection]]],
+    outputs: Outputs,
+    replicas: int = 0,
+    timeout_ms: int = 0,
+    seen: dict[Address, int] | None = None,
 ) -> None:
-    """XADD `outputs` to the masters of their slots, one pipeline per master, all at once.
+    """XADD `outputs` to the masters of their slots, one pipeline per master, all at once;
+    with `replicas`, each master's writes are waited for (WAIT) by up to that many replicas.
 
     Runs before the commit script, which can only write its input's slot: a crash between
-    the two redelivers the inputs and writes these again (at-least-once).
+    the two redelivers the inputs and writes these again (at-least-once). Replication is
+    asynchronous, so without the WAIT a master killed right after answering may take these
+    outputs with it while their inputs, on another master, are acked: lost.
+
+    The wait counts the replicas the master has online now (ROLE, sent first in the same
+    pipeline): a master left without one, after a failover until a replica rejoins, is
+    written without waiting rather than stalling the pipeline. `seen` keeps each master's
+    count from its last write, so the usual write is one round trip.
 
     Raises:
         ReplyError: If a master refuses one (MOVED during a failover): an incident.
+        ReplicationTimeout: If fewer of its online replicas had them within `timeout_ms`:
+            an incident too (the inputs stay unacked and are redone, at-least-once).
     """
     by_stream: dict[bytes, list[tuple[bytes, ...]]] = {}
     for stream, fields in outputs:  # a batch's outputs go to a few streams: slot each once
         by_stream.setdefault(stream, []).append((b"XADD", stream, b"*", *fields))
-    by_node: dict[int, tuple[RespConnection, list[tuple[bytes, ...]]]] = {}
+    by_node: dict[Address, tuple[RespConnection, list[tuple[bytes, ...]]]] = {}
     for stream, commands in by_stream.items():
-        node = await node_of(keys.key_slot(stream))
-        by_node.setdefault(id(node), (node, []))[1].extend(commands)
-    await asyncio.gather(*(node.pipeline(commands) for node, commands in by_node.values()))
+        address, node = await master_of(keys.key_slot(stream))
+        by_node.setdefault(address, (node, []))[1].extend(commands)
+    if not replicas:
+        await asyncio.gather(*(node.pipeline(commands) for node, commands in by_node.values()))
+        return
+    known = {} if seen is None else seen
+    await asyncio.gather(
+        *(
+            _write_waited(node, commands, replicas, timeout_ms, known, address)
+            for address, (node, commands) in by_node.items()
+        )
+    )
+
+
+async def _write_waited(
+    node: RespConnection,
+    commands: list[tuple[bytes, ...]],
+    replicas: int,
+    timeout_ms: int,
+    seen: dict[Address, int],
+    address: Address,
+) -> None:
+    """`commands` on one master, then a WAIT for up to `replicas` of its online replicas."""
+    timeout = str(timeout_ms).encode()
+    expected = min(replicas, seen.get(address, 0))  # unknown: ROLE tells, then one more WAIT
+    tail = [(b"WAIT", str(expected).encode(), timeout)] if expected else []
+    replies = await node.pipeline([(b"ROLE",), *commands, *tail])
+    online = seen[address] = online_replicas(replies[0])
+    due = min(replicas, online)
+    if not due:
+        return  # no replica to wait for: a failover cannot promote one that lacks these
+    if expected:
+        acknowledged = int(replies[-1])
+    else:
+        acknowledged = int((await node.pipeline([(b"WAIT", str(due).encode(), timeout)]))[0])
+    check_wait(acknowledged, due, timeout_ms)
+
+
+def online_replicas(role: Any) -> int:
+    """How many replicas a master's ROLE reply lists (`[b"master", offset, [[ip, port,
+    offset], ...]]`): those online, the ones a WAIT can count."""
+    return len(role[2]) if role and role[0] == b"master" else 0

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from gristmill.connect import is_cluster_url, plain_node_url, resp_url, tls_context
-from gristmill.errors import ReplyError
+from gristmill.errors import ReplicationTimeout, ReplyError
 from gristmill.pipeline.cluster import Address, SlotMap, node_url
 from gristmill.pipeline.resp import RespConnection
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECONNECT_BACKOFF_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+# what a processor rides out with `incident`: the batch in hand stays unacked and is redone
+INCIDENTS = (ConnectionError, OSError, TimeoutError, ReplyError, ReplicationTimeout)
 
 
 class Session:
@@ -48,6 +50,8 @@ class Session:
         self.home_slot = home_slot  # on a cluster: the slot of every stream this session reads
         self._slot_map: SlotMap | None = None
         self._nodes: dict[Address, RespConnection] = {}
+        # per master: the replicas its ROLE listed at our last write-ahead (publish.py)
+        self.replicas_seen: dict[Address, int] = {}
         self.settings = settings
         self.group = group
         self.processor = processor
@@ -77,15 +81,15 @@ class Session:
             tls=tls_context(self.url, self.settings),  # h8: TLS settings, see connect.py
         )
 
-    async def node(self, slot: int) -> RespConnection:
-        """On a cluster, a connection to the master of `slot` (one per master, kept open)."""
+    async def node(self, slot: int) -> tuple[Address, RespConnection]:
+        """On a cluster, the master of `slot` and a connection to it (one per master, kept)."""
         address = await self._owner(slot)
         connection = self._nodes.get(address)
         if connection is None:
             url = node_url(plain_node_url(self.url), address)
             connection = self._nodes[address] = await self._connect(url, "write")
             self._connections.append(connection)
-        return connection
+        return address, connection
 
     async def _owner(self, slot: int) -> Address:
         """The master of `slot` in the slot map (read from a node if there is none yet).
