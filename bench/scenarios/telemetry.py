@@ -2,6 +2,8 @@
 
     today         the committed `main` branch (without the working tree's changes), if git
                   can export it: the baseline for a change under way
+    today-trace-1%  `main` with trace-1%'s configuration: `trace-1%` gets `paired_vs_today`,
+                  the ratio within each round, for a change to the traced path
     off           GRISTMILL_HEALTH_PORT=0, no OTEL_*: the hot path skips every telemetry call
     metrics       the health port serves /metrics (scraped once a second by this process)
     carried       metrics, tracing off, but every entry carries a traceparent (1% sampled), as
@@ -64,7 +66,7 @@ def _free_port() -> int:
 # variant: (fraction of inputs sampled, whether the unsampled ones carry a flag-00 context)
 SAMPLED = {
     "carried": (0.01, True), "trace-1%": (0.01, False), "trace-1%-sdk": (0.01, True),
-    "trace-100%": (1.0, True),
+    "trace-100%": (1.0, True), "today-trace-1%": (0.01, False),
 }  # fmt: skip
 CHUNK = 1000
 
@@ -107,9 +109,14 @@ def _main_source(directory: str) -> str | None:
 
 def _variants(sink: str, main_src: str | None) -> dict[str, dict[str, str]]:
     traced = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink, "OTEL_METRICS_EXPORTER": "none"}
-    today = {"today": {"PYTHONPATH": f"{main_src}:{REPO}"}} if main_src else {}
+    main_path = {"PYTHONPATH": f"{main_src}:{REPO}"}
     one_percent = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
                    "OTEL_TRACES_SAMPLER_ARG": "0.01"}  # fmt: skip
+    today = (
+        {"today": main_path, "today-trace-1%": {**traced, **one_percent, **main_path}}
+        if main_src
+        else {}
+    )
     return {
         **today,
         "off": {"GRISTMILL_HEALTH_PORT": "0"},
@@ -195,6 +202,10 @@ def run(url: str, size: int) -> list[dict[str, object]]:
         by_name = {str(r["system"]).removeprefix("gristmill "): rate_of(r) for r in rows}
         for name, result in zip(variants, rows, strict=True):
             _add_paired(result, runs[name], runs.get("off"))
+            if f"today-{name}" in runs:
+                within = paired_ratio(runs[name], runs[f"today-{name}"], "msgs_per_s")
+                if within is not None:
+                    result["paired_vs_today"] = [round(value, 3) for value in within]
             rate = rate_of(result)
             notes = []
             for base in ("today", "off"):
@@ -202,9 +213,11 @@ def run(url: str, size: int) -> list[dict[str, object]]:
                 if rate is not None and base_rate:
                     result[f"vs_{base}"] = round(rate / base_rate, 3)
                     notes.append(f"{rate / base_rate:.3f}x {base}")
-            paired = result.get("paired_vs_off")
-            if isinstance(paired, list):
-                notes.append(f"paired {paired[0]:.3f}x off ({paired[1]:.3f}-{paired[2]:.3f})")
+            for base in ("off", "today"):
+                paired = result.get(f"paired_vs_{base}")
+                if isinstance(paired, list):
+                    low, high = paired[1], paired[2]
+                    notes.append(f"paired {paired[0]:.3f}x {base} ({low:.3f}-{high:.3f})")
             if notes:
                 result["note"] = ", ".join(notes)
         return rows

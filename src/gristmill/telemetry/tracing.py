@@ -15,11 +15,12 @@ as it reads the entry, see `envelope.sampled`), runs with no span at all.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gristmill.envelope import TRACEPARENT, TRACESTATE
@@ -28,10 +29,15 @@ from gristmill.telemetry.config import trace_exporters
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from opentelemetry.sdk.resources import Attributes as ResourceAttributes
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
+
 _PROPAGATOR = TraceContextTextMapPropagator()
+_TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_EMPTY = otel_context.Context()
 NAME = "gristmill"
 
 
@@ -49,7 +55,9 @@ def configure(environ: Mapping[str, str], service: str) -> TracerProvider | None
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
-    provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+    provider = TracerProvider(
+        resource=_hashed_once(resource)
+    )  # the sampler comes from OTEL_TRACES_SAMPLER
     if "otlp" in exporters:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -58,6 +66,23 @@ def configure(environ: Mapping[str, str], service: str) -> TracerProvider | None
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def _hashed_once(resource: Resource) -> Resource:
+    """`resource` with its hash computed once. The OTLP encoder groups every exported span by
+    its resource, and `Resource.__hash__` writes all its attributes as JSON each time (about
+    a tenth of a span's encoding); a Resource is immutable, so its hash never changes."""
+    from opentelemetry.sdk.resources import Resource
+
+    class HashedResource(Resource):
+        def __init__(self, attributes: ResourceAttributes, schema_url: str | None = None) -> None:
+            super().__init__(attributes, schema_url)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+    return HashedResource(resource.attributes, resource.schema_url)
 
 
 def runtime_tracer() -> Tracer | None:
@@ -71,24 +96,37 @@ def runtime_tracer() -> Tracer | None:
 
 
 def carried(fields_trace: Mapping[str, str]) -> otel_context.Context | None:
-    """The parent context an entry's `traceparent`/`tracestate` carry (None: untraced)."""
+    """The parent context an entry's `traceparent`/`tracestate` carry (None: untraced).
+
+    The usual field (version 00, no `tracestate`) is read here directly; anything else goes
+    through the W3C propagator, which knows every other shape.
+    """
     if not fields_trace:
         return None
-    return _PROPAGATOR.extract(carrier=fields_trace)
+    traceparent = fields_trace.get("traceparent", "")
+    match = _TRACEPARENT_00.fullmatch(traceparent) if len(fields_trace) == 1 else None
+    if match is None:
+        return _PROPAGATOR.extract(carrier=fields_trace)
+    trace_id, span_id, flags = int(match[1], 16), int(match[2], 16), int(match[3], 16)
+    if not trace_id or not span_id:
+        return _EMPTY  # the propagator's answer too: an invalid parent, so a new root
+    parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+    return trace.set_span_in_context(NonRecordingSpan(parent), _EMPTY)
 
 
 def trace_fields(span: Span) -> list[bytes]:
-    """Entry fields carrying `span`'s context (empty when it is not sampled)."""
+    """Entry fields carrying `span`'s context (empty when it is not sampled): what the W3C
+    propagator writes, formatted here directly."""
     span_context = span.get_span_context()
     if not span_context.is_valid or not span_context.trace_flags.sampled:
         return []
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
-    fields: list[bytes] = []
-    if "traceparent" in carrier:
-        fields += (TRACEPARENT, carrier["traceparent"].encode())
-    if carrier.get("tracestate"):
-        fields += (TRACESTATE, carrier["tracestate"].encode())
+    traceparent = (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{span_context.trace_flags:02x}"
+    )
+    fields = [TRACEPARENT, traceparent.encode()]
+    if span_context.trace_state:
+        fields += (TRACESTATE, span_context.trace_state.to_header().encode())
     return fields
 
 
