@@ -21,6 +21,7 @@ import anyio
 import pytest
 import redis as sync_redis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from gristmill.embedded import free_port
@@ -329,3 +330,86 @@ async def test_with_wait_replicas_no_input_is_acked_before_its_outputs_reach_a_r
     assert acked_while_stopped[0] > 0  # the control: no wait, acks run ahead of replication
     assert acked_while_stopped[1] == 0
     assert {order_id for order_id, _ in found} == {f"o-{n}" for n in range(2000)}
+
+
+def migrate_slot(slot: int, source_port: int, target_port: int, ports: tuple[int, ...]) -> int:
+    """Move `slot` from the master on `source_port` to the one on `target_port`, as
+    `valkey-cli --cluster reshard` does: IMPORTING/MIGRATING, MIGRATE every key, then NODE
+    on every node. Returns how many keys moved."""
+    with (
+        sync_redis.Redis(port=source_port, socket_timeout=10) as source,
+        sync_redis.Redis(port=target_port, socket_timeout=10) as target,
+    ):
+        source_id = source.execute_command("CLUSTER", "MYID").decode()
+        target_id = target.execute_command("CLUSTER", "MYID").decode()
+        target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        moved = 0
+        while keys := source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            source.execute_command(
+                "MIGRATE", "127.0.0.1", target_port, "", 0, 10_000, "KEYS", *keys
+            )
+            moved += len(keys)
+    for port in (
+        target_port,
+        source_port,
+        *(p for p in ports if p not in (source_port, target_port)),
+    ):
+        with sync_redis.Redis(port=port, socket_timeout=10) as node:
+            if node.execute_command("ROLE")[0] == b"master":
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    return moved
+
+
+@pytest.mark.fault
+async def test_a_slot_migration_of_a_busy_stream_loses_nothing_and_the_pipeline_resumes(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    """`orders.placed`'s slot (the stream, its lanes, its consumer groups and their pending
+    entries) moves to another master while validate works through a backlog and a producer
+    keeps writing. The processors do not follow ASK: they back off until the slot's new
+    owner is in the map, then read their pending entries there; nothing is lost."""
+    first, second = range(10_000), range(10_000, 20_000)
+    with local_cluster(tmp_path) as own, ExitStack() as stack:
+        client = RedisCluster.from_url(own.url, socket_timeout=5, socket_connect_timeout=2)
+        typed: Redis = client  # type: ignore[assignment]  # the commands these steps send
+        publisher = Publisher(typed, prefix=PREFIX)
+        workers = [start_worker(cluster_url(own), t, stack) for t in SERVICES]
+        await wait_for_groups(typed, GROUPS, within=60)
+        await place_orders(typed, first, publisher=publisher)
+        with anyio.fail_after(60):
+            while await client.xlen(VALID) < 2_000:  # validate is busy with the backlog
+                await anyio.sleep(0.05)
+        source = client.get_node_from_key(PLACED)
+        assert source is not None
+        target = next(n for n in client.get_primaries() if n.port != source.port)
+        slot = key_slot(PLACED.encode())
+        async with anyio.create_task_group() as group:
+            group.start_soon(place_orders, typed, second, 1000, publisher)  # writes go on
+            started = time.monotonic()
+            moved = await anyio.to_thread.run_sync(
+                migrate_slot, slot, int(source.port), int(target.port), own.ports
+            )
+            migrated_after = time.monotonic() - started
+            valid_at_move = await client.xlen(VALID)
+        with anyio.fail_after(60):  # 3 batches more: validate reads from the new owner
+            while await client.xlen(VALID) < valid_at_move + 3 * BATCH:
+                await anyio.sleep(0.05)
+        resumed_after = time.monotonic() - started
+        await wait_until_idle(typed, len(first) + len(second), within=120)
+        owner = client.get_node_from_key(PLACED)
+        codes = [await worker.terminate_async() for worker in workers]
+        found = await receipts(typed)
+        await client.aclose()
+    ids = [order_id for order_id, _ in found]
+    record_property("keys_moved", moved)
+    record_property("seconds_to_migrate", round(migrated_after, 2))
+    record_property("seconds_to_resume", round(resumed_after, 2))
+    record_property("duplicated", len(ids) - len(set(ids)))
+    assert codes == [0, 0]
+    assert owner is not None
+    assert owner.port == target.port  # the slot did move
+    assert moved >= 1  # the stream, and whichever of its lanes exist by then
+    lost = {f"o-{n}" for n in (*first, *second)} - set(ids)
+    assert not lost, f"lost {len(lost)}, e.g. {sorted(lost)[:3]}"
+    assert resumed_after < 30  # the bound: the migration plus the longest backoff (5 s)
