@@ -45,6 +45,7 @@ SCENARIOS = (
     "bridge",  # the pub/sub bridge work
     "tasks",  # the tasks work: tracked tasks against arq, SAQ, taskiq and Celery
     "many",  # the hot-path work: 10, 100 and 1,000 processors in one process
+    "cluster",  # beyond one node: a local 3-master cluster beside the single node
 )
 DEFAULT_MESSAGES = 200_000
 SCENARIO_BASE_TIMEOUT_S = 300.0

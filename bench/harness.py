@@ -96,7 +96,7 @@ class Bench:
         """XADD `count` Order entries ({schema_id, payload}) to `stream`, pipelined."""
 
         async def fill() -> None:
-            connection = await RespConnection.open(self.url)
+            connection = await RespConnection.open(self.node_url(stream))
             try:
                 for start in range(0, count, _PREFILL_CHUNK):
                     numbers = range(start, min(start + _PREFILL_CHUNK, count))
@@ -106,6 +106,10 @@ class Bench:
                 await connection.close()
 
         asyncio.run(fill())
+
+    def node_url(self, key: str) -> str:
+        """The URL of the server holding `key`: this one (a cluster's bench routes by slot)."""
+        return self.url
 
     def launch(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Process:
         """Start `command` from the repository root with its output in a log file."""

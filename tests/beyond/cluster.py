@@ -1,7 +1,8 @@
 """A real local Redis Cluster: 3 masters + 3 replicas of the embedded valkey-server.
 
 Created with `valkey-cli --cluster create ... --cluster-replicas 1`; for the tests of everything
-that must work on a cluster, the hot path included.
+that must work on a cluster, the hot path included, and (without replicas) the bench's
+`cluster` scenario.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def _cluster_ok(ports: tuple[int, ...]) -> bool:
 
 
 @contextlib.contextmanager
-def local_cluster(directory: Path, masters: int = 3) -> Iterator[LocalCluster]:
-    """Start 2 x `masters` nodes, make them a cluster (one replica each), stop them after.
+def local_cluster(directory: Path, masters: int = 3, replicas: int = 1) -> Iterator[LocalCluster]:
+    """Start `masters` x (1 + `replicas`) nodes, make them a cluster, stop them after.
 
     Ports stay at or below 55535: a node's cluster bus listens 10000 higher.
     """
@@ -89,11 +90,11 @@ def local_cluster(directory: Path, masters: int = 3) -> Iterator[LocalCluster]:
                     directory / f"node-{n}", port=_low_free_port(taken), extra_args=cluster_args
                 )
             )
-            for n in range(2 * masters)
+            for n in range(masters * (1 + replicas))
         )
         addresses = [f"127.0.0.1:{node.port}" for node in nodes]
         subprocess.run(
-            [str(cli), "--cluster", "create", *addresses, "--cluster-replicas", "1",
+            [str(cli), "--cluster", "create", *addresses, "--cluster-replicas", str(replicas),
              "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip

@@ -92,6 +92,13 @@ def start_worker(
     return stack.enter_context(serve(target, env=env))
 
 
+async def invoiced(client: Redis, at_most: int) -> list[str]:
+    """The order id of each invoice of the tagged pipeline, in stream order."""
+    page: Any = await client.xrange(tagged_retry.OUTPUT, count=at_most)
+    payloads = (open_fields(flat_fields(fields), 1 << 20).payload for _, fields in page)
+    return [Invoice.FromString(payload).order_id for payload in payloads]
+
+
 def counters(port: int, name: str) -> dict[str, float]:
     """`name`'s value per processor, from a worker's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
@@ -151,9 +158,7 @@ async def test_a_pipeline_under_one_hash_tag_commits_whole_and_retries_through_t
         retried = counters(port, "gristmill_entries_retried_total")
         split = counters(port, "gristmill_split_commits_total")
         assert await worker.terminate_async() == 0
-    page: Any = await client.xrange(tagged_retry.OUTPUT, count=len(numbers) + 1)
-    ids = [Invoice.FromString(open_fields(flat_fields(fields), 1 << 20).payload).order_id
-           for _, fields in page]  # fmt: skip
+    ids = await invoiced(client, len(numbers) + 1)
     assert sorted(ids) == sorted(f"t-{n}" for n in numbers)  # each once: one slot, one script
     assert retried == {"bill": len(numbers)}  # every order went through the delayed store
     assert split == {"bill": 0}
@@ -163,7 +168,7 @@ async def test_a_pipeline_under_one_hash_tag_commits_whole_and_retries_through_t
 async def test_kill_9_of_workers_on_a_cluster_loses_nothing(
     cluster: LocalCluster, client: Redis, record_property: Callable[[str, object], None]
 ) -> None:
-    numbers = range(50_000)
+    numbers = range(100_000)
     targets = [*SERVICES, *SERVICES]
     url = cluster_url(cluster)
     publisher = Publisher(client, prefix=PREFIX)
@@ -209,6 +214,59 @@ async def test_kill_9_of_workers_on_a_cluster_loses_nothing(
     # (two per processor: one being committed, one being handled), at every stage it served
     assert duplicated <= kills * 2 * 2 * BATCH, f"duplicated {duplicated} in {kills} kills"
     assert {amount for order_id, amount in found} <= {450, 900, 1350}
+
+
+@pytest.mark.fault
+async def test_kill_9_of_workers_on_a_one_slot_pipeline_loses_and_duplicates_nothing(
+    cluster: LocalCluster, client: Redis, record_property: Callable[[str, object], None]
+) -> None:
+    """Within one slot a commit is one script: the ack, the output and a retry's parking go
+    together or not at all, so kill -9s of workers (every order retried once through the
+    delayed store and the sweeper) leave each order's invoice exactly once."""
+    numbers = range(20_000)
+    url = cluster_url(cluster)
+    target = "tests.apps.tagged_retry:app"
+    publisher = Publisher(client, prefix=PREFIX)
+    kills = 0
+    rng = random.Random(20261204)
+    with ExitStack() as stack:
+        workers = [start_worker(url, target, stack) for _ in range(2)]
+        for worker in workers:
+            await worker.wait_for_line_async("serving", within=60)
+        produced = anyio.Event()
+
+        async def produce() -> None:
+            for start in range(0, len(numbers), 1000):
+                chunk = range(start, start + 1000)
+                orders = [Order(id=f"t-{n}", sku="tea", quantity=n) for n in chunk]
+                await publisher.publish_many(tagged_retry.INPUT, orders)
+                await anyio.sleep(0.1)
+            produced.set()
+
+        async def kill_workers() -> None:
+            nonlocal kills
+            while not produced.is_set() or kills < 4:
+                await anyio.sleep(rng.uniform(0.4, 0.9))
+                victim = rng.randrange(len(workers))
+                workers[victim].kill9()
+                workers[victim] = start_worker(url, target, stack)
+                kills += 1
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            group.start_soon(kill_workers)
+        with anyio.fail_after(180):
+            while await client.xlen(tagged_retry.OUTPUT) < len(numbers):
+                await anyio.sleep(0.2)
+        await anyio.sleep(2.0)  # a duplicate, if any, would land by now
+        for worker in workers:
+            await worker.wait_for_line_async("serving", within=60)
+        codes = [await worker.terminate_async() for worker in workers]
+    ids = await invoiced(client, 2 * len(numbers))
+    record_property("kills", kills)
+    assert kills >= 4
+    assert codes == [0, 0]
+    assert sorted(ids) == sorted(f"t-{n}" for n in numbers)  # each once: nothing lost or doubled
 
 
 async def xlen_or_zero(client: RedisCluster, stream: str) -> int:
