@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import anyio
@@ -87,6 +88,35 @@ async def test_errors_in_the_block_propagate_unwrapped(redis: Redis) -> None:
         async with lease.hold():
             raise KeyError("boom")
     assert await redis.exists(lease.key) == 0
+
+
+async def test_a_lease_that_expired_before_its_hold_is_lost_not_an_error(redis: Redis) -> None:
+    """The event loop stalls past the ttl between acquire() and hold() (seen: a blocked loop
+    killed the runtime with this RuntimeError): the block is cancelled, the lease is lost."""
+    lease = Lease(redis, "sweeper", ttl_ms=200, renew_ms=40)
+    assert await lease.acquire()
+    time.sleep(0.3)  # noqa: ASYNC251 - a blocked loop: our deadline and the server's key pass
+    assert not lease.held
+    reached_end = False
+    with anyio.fail_after(10):
+        async with lease.hold():
+            await anyio.sleep(30)
+            reached_end = True
+    assert not reached_end
+    assert lease.lost.is_set()
+
+
+async def test_a_lease_stalled_past_our_deadline_but_not_the_servers_is_kept(
+    redis: Redis,
+) -> None:
+    lease = Lease(redis, "sweeper", ttl_ms=5000, renew_ms=100)
+    assert await lease.acquire()
+    lease._valid_until = anyio.current_time() - 0.01  # our deadline passed, the server's not
+    assert not lease.held
+    async with lease.hold():
+        await anyio.sleep(0.3)
+        assert lease.held  # the first renewal found the key still ours
+    assert not lease.lost.is_set()
 
 
 async def test_hold_needs_an_acquired_lease(redis: Redis) -> None:

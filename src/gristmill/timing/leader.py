@@ -159,10 +159,14 @@ class Lease:
         When the lease is lost the block is cancelled and the `async with` exits normally;
         `lost` is set. Exceptions from the block propagate (unwrapped).
 
+        A lease acquired but already past its ttl by our clock (the event loop stalled
+        between `acquire()` and here) is not an error: the renewal asks the server at once,
+        and the block is cancelled if the lease is gone (its writes are fenced meanwhile).
+
         Raises:
-            RuntimeError: If the lease is not held.
+            RuntimeError: If the lease was never acquired, or was released or lost.
         """
-        if not self.held:
+        if not self._held:
             raise RuntimeError(f"lease {self.key} is not held: acquire() it first")
         try:
             async with anyio.create_task_group() as tg:
