@@ -1,8 +1,11 @@
 """Stage 4 of 5: the messages a handler returned or published -> entry fields per stream.
 
-`encode_slot` owns the stage: the fast path for one returned message of a known type, the
-general path for lists and `ctx.publish`, and the registration of a type this process has not
-registered yet (then it encodes again).
+`BatchEncoder.encode` owns the stage: each handled entry's outputs (with a requeue or a task's
+record) go into the batch's `Commit`, and a failed entry to its retry or dead letter
+(failures/route.py). `encode_slot` encodes one entry: the fast path for one returned message
+of a known type, the general path for lists and `ctx.publish`, and the registration of a type
+this process has not registered yet (then it encodes again). On a cluster, outputs in other
+slots than the processor's home slot come back apart, to be written ahead of the commit.
 """
 
 from __future__ import annotations
@@ -13,14 +16,74 @@ from google.protobuf.message import Message
 
 from gristmill.envelope import PAYLOAD, SCHEMA_ID, TRACEPARENT, TRACESTATE, carried_fields, seal
 from gristmill.errors import ConfigError
+from gristmill.pipeline.publish import Commit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from gristmill.pipeline.batch import Slot
+    from gristmill.clock import Clock
+    from gristmill.failures.route import FailureRouter
+    from gristmill.pipeline.batch import ProcessorStats, Slot
     from gristmill.schemas.cache import SchemaCache
+    from gristmill.settings import Settings
+    from gristmill.specs import ProcessorSpec
 
 Outputs = list[tuple[bytes, list[bytes]]]  # (stream, fields) in publish order
+
+
+class BatchEncoder:
+    """Builds one processor's commit from a handled batch."""
+
+    def __init__(
+        self,
+        spec: ProcessorSpec,
+        settings: Settings,
+        cache: SchemaCache,
+        streams: tuple[bytes, ...],
+        router: FailureRouter,
+        stats: ProcessorStats,
+        clock: Clock,
+        foreign: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.spec = spec
+        self.cache = cache
+        self.streams = streams  # what each entry's stream index names (inputs, then lanes)
+        self.router = router
+        self.stats = stats
+        self.clock = clock
+        self.foreign = foreign  # on a cluster: the outputs outside the home slot
+        self._outputs = tuple(stream.encode() for stream in spec.outputs)
+        self._compress_above = settings.compress_above
+
+    async def encode(self, slots: list[Slot]) -> tuple[Commit, Outputs]:
+        """The batch's commit, and its outputs in other slots than home (on a cluster)."""
+        commit = Commit()
+        ahead: Outputs = []  # written before the commit: at-least-once
+        foreign, streams, router, tasks = self.foreign, self.streams, self.router, self.spec.tasks
+        published = 0
+        now_ms = self.clock.now_ms()
+        for slot in slots:
+            index, entry_id, _, _ = slot.entry
+            if slot.failure is None and slot.verdict is None:
+                try:
+                    outputs = await encode_slot(
+                        slot, self.cache, self._outputs, self.spec.name, self._compress_above
+                    )
+                except Exception as exc:  # noqa: BLE001 - a bad return value fails its entry
+                    slot.failure = exc
+                else:
+                    again = router.requeue(slot, now_ms)  # None unless ctx.requeue()
+                    record = tasks.done(slot, now_ms) if tasks is not None else None
+                    published += len(outputs)
+                    if foreign:
+                        ahead += [output for output in outputs if output[0] in foreign]
+                        outputs = [output for output in outputs if output[0] not in foreign]
+                    commit.entry(streams[index], entry_id, outputs, again, record)
+                    continue
+            router.route(commit, slot, now_ms)
+        self.stats.handled += len(commit)
+        self.stats.published += published
+        return commit, ahead
 
 
 def returned_messages(result: object, processor: str) -> Sequence[Message]:

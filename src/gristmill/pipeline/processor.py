@@ -4,7 +4,7 @@
     reclaim.py   entries of silent consumers, claimed every claim_idle / 2
     decode.py    open envelopes, crash-loop cap, resolve schemas, parse payloads
     handle.py    run handlers (bounded concurrency), keep in-flight entries claimed
-    encode.py    returned and published messages -> fields, registering new types
+    encode.py    the batch -> its commit: outputs encoded (new types registered), failures routed
     failures/route.py   a failed entry -> a retry parked or a dead letter
     publish.py   the commit: every output and ack of the batch in one script call
     session.py   connections, incidents and backoff
@@ -42,10 +42,10 @@ from gristmill.pipeline import cluster
 from gristmill.pipeline.batch import ProcessorStats
 from gristmill.pipeline.consume import Entry, Idling, Reader, ensure_groups, read_reply
 from gristmill.pipeline.decode import decode_batch
-from gristmill.pipeline.encode import Outputs, encode_slot
+from gristmill.pipeline.encode import BatchEncoder
 from gristmill.pipeline.handle import BatchRunner, Handling
 from gristmill.pipeline.parking import Parked
-from gristmill.pipeline.publish import COMMIT, Commit, skipped_by, write_ahead
+from gristmill.pipeline.publish import COMMIT, skipped_by, write_ahead
 from gristmill.pipeline.reclaim import Reclaimer
 from gristmill.pipeline.resp import RespConnection, is_error
 from gristmill.pipeline.session import INCIDENTS, RECONNECT_BACKOFF_S, Session
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
     from redis.asyncio import Redis
 
-    from gristmill.pipeline.batch import Slot
+    from gristmill.pipeline.encode import Outputs
     from gristmill.pipeline.parking import Watcher
     from gristmill.schemas.cache import SchemaCache
     from gristmill.settings import Settings
@@ -108,7 +108,6 @@ class ProcessorLoop:
             count=spec.batch or settings.batch,
             block_ms=settings.block_ms,
         )
-        self._outputs = tuple(stream.encode() for stream in spec.outputs)
         self._own_stores = tuple(keys.delayed_store(lane).encode() for lane in self.lanes * 2)
         self._wake_channel = keys.delayed_wake(settings.key_prefix).encode()
         self._bucket_ms = settings.delayed_bucket_ms if settings.delayed_layout == "buckets" else 0
@@ -121,16 +120,19 @@ class ProcessorLoop:
         self._read_timeout = self._reads_by_idleness[0][1]
         self._runner = BatchRunner(spec.concurrency or settings.concurrency)
         home = None  # on a cluster: the one slot of everything this processor reads
-        self._foreign: frozenset[bytes] = frozenset()  # outputs in other slots than home
+        foreign: frozenset[bytes] = frozenset()  # outputs in other slots than home
         if is_cluster_url(url):
             home = cluster.home_slot(spec.name, spec.inputs + self.lanes)
-            self._foreign = cluster.foreign_outputs(home, sorted(spec.publishable))
+            foreign = cluster.foreign_outputs(home, sorted(spec.publishable))
         self._session = Session(url, settings, spec.group, spec.name, self.stats, home)
         self._reclaimer = Reclaimer(reader, claim_idle_ms, spec.name, self.stats)
         self._handling = Handling(
             spec, self._runner, redis, consumer, reader.streams, origins, claim_idle_ms
         )
-        self._router = FailureRouter(spec, reader.streams, origins, self._own_stores, self.stats)
+        router = FailureRouter(spec, reader.streams, origins, self._own_stores, self.stats)
+        self._encoder = BatchEncoder(
+            spec, settings, cache, reader.streams, router, self.stats, clock, foreign
+        )
         self._json = json_input_of(spec)  # None: protobuf entries
         self.on_batch: BatchHook | None = None  # telemetry hook: metrics per batch, or off
         self._reads: RespConnection | None = None
@@ -322,7 +324,7 @@ class ProcessorLoop:
             await self.spec.tasks.start(slots)  # one round trip per batch, not per task
         await self._handling.run(slots)
         handle_s = time.perf_counter() - started  # telemetry hook
-        commit, ahead = await self._build_commit(slots)
+        commit, ahead = await self._encoder.encode(slots)
         if ahead:  # on a cluster: outputs of other slots, before the commit (at-least-once)
             await self._write_ahead(ahead)
             self.stats.split_commits += 1
@@ -341,36 +343,3 @@ class ProcessorLoop:
         session, settings = self._session, self.settings
         wait = settings.wait_replicas, settings.wait_timeout_ms, session.replicas_seen
         await write_ahead(session.node, outputs, *wait)
-
-    async def _build_commit(self, slots: list[Slot]) -> tuple[Commit, Outputs]:
-        """The batch's commit, and its outputs in other slots than home (on a cluster)."""
-        commit = Commit()
-        ahead: Outputs = []  # written before the commit: at-least-once
-        foreign = self._foreign
-        streams = self.reader.streams
-        published = 0
-        now_ms = self.clock.now_ms()
-        compress_above = self.settings.compress_above
-        tasks = self.spec.tasks
-        for slot in slots:
-            index, entry_id, _, _ = slot.entry
-            if slot.failure is None and slot.verdict is None:
-                try:
-                    outputs = await encode_slot(
-                        slot, self.cache, self._outputs, self.spec.name, compress_above
-                    )
-                except Exception as exc:  # noqa: BLE001 - a bad return value fails its entry
-                    slot.failure = exc
-                else:
-                    again = self._router.requeue(slot, now_ms)  # None unless ctx.requeue()
-                    record = tasks.done(slot, now_ms) if tasks is not None else None
-                    published += len(outputs)
-                    if foreign:
-                        ahead += [output for output in outputs if output[0] in foreign]
-                        outputs = [output for output in outputs if output[0] not in foreign]
-                    commit.entry(streams[index], entry_id, outputs, again, record)
-                    continue
-            self._router.route(commit, slot, now_ms)
-        self.stats.handled += len(commit)
-        self.stats.published += published
-        return commit, ahead
