@@ -46,17 +46,18 @@ async def claim_all_pending(redis: Redis, stream: str, group: str, consumer: str
     claimed, cursor = 0, b"0-0"
     while True:
         try:
-            # a bytes command name skips redis-py's reply callback, which drops the cursor
+            # without JUSTID: redis-py's reply callback then keeps the cursor, and its cluster
+            # client needs a str command name (a bytes one skipped the callback before)
             send = redis.execute_command
             reply: Any = await send(  # type: ignore[no-untyped-call]
-                b"XAUTOCLAIM", stream, group, consumer, 0, cursor, b"COUNT", CLAIM_COUNT, b"JUSTID"
+                "XAUTOCLAIM", stream, group, consumer, 0, cursor, "COUNT", CLAIM_COUNT
             )
         except RedisError as exc:
             if "NOGROUP" in str(exc):
                 return claimed
             raise
-        cursor, ids = reply[0], reply[1]
-        claimed += len(ids)
+        cursor, entries = reply[0], reply[1]
+        claimed += len(entries)
         if cursor in (b"0-0", "0-0"):
             return claimed
 
