@@ -110,6 +110,21 @@ def redis_client(url: str, settings: Settings) -> Redis:
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
+async def unparsed(redis: Redis, key: str | bytes, *args: Any) -> Any:
+    """The reply to `args` as the server sent it; `key` is the key the command touches.
+
+    A bytes command name skips redis-py's reply callbacks (which fold an entry's fields into
+    a dict, losing a repeated field name). redis-py's cluster client routes only str names,
+    so on a cluster the command goes straight to the master of `key`'s slot.
+    """
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()  # a no-op once the slot map is read
+        node = redis.get_node_from_key(key)
+        return await node.execute_command(*args)
+    send = redis.execute_command
+    return await send(*args)  # type: ignore[no-untyped-call]
+
+
 def is_cluster_url(url: str) -> bool:
     """True for redis+cluster:// (and rediss+cluster://) URLs: any node of a cluster."""
     return urlsplit(url).scheme in CLUSTER_SCHEMES

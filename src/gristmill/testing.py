@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from gristmill.clock import FakeClock
+from gristmill.connect import unparsed
 from gristmill.envelope import open_fields
 from gristmill.keys import delayed_store
 from gristmill.pipeline.decode import decode
@@ -43,8 +44,7 @@ class RunResult:
         """Every message in `stream`, oldest first."""
         cache = SchemaCache(SchemaRegistry(self.redis, self.runtime.settings.key_prefix))
         messages = []
-        send = self.redis.execute_command  # bytes command: flat fields, no dict folding
-        for _, flat in await send(b"XRANGE", stream, "-", "+"):  # type: ignore[no-untyped-call]
+        for _, flat in await unparsed(self.redis, stream, b"XRANGE", stream, "-", "+"):
             envelope = open_fields(flat, self.runtime.settings.max_entry_bytes)
             if cache.get(envelope.schema_id) is None:
                 await cache.resolve(envelope.schema_id)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -20,6 +21,7 @@ from gristmill.connect import redis_client
 from gristmill.schemas.registry import SchemaRegistry
 from gristmill.settings import Settings
 from gristmill.timing.leader import Lease
+from tests.helpers.procs import serve
 from tests.pipeline.messages import Order
 from tests.typed_redis import raw
 
@@ -69,6 +71,9 @@ async def test_the_registry_works_on_a_cluster_with_a_tagged_prefix(
         await client.aclose()
 
 
+DEAD = ("orders.placed", "orders.validate")  # the lane of validate's dead letters
+
+
 def _runtime(
     cluster: LocalCluster, *args: str, prefix: str = "{gm}:"
 ) -> subprocess.CompletedProcess[str]:
@@ -115,3 +120,36 @@ async def test_a_lease_is_held_renewed_and_released_on_a_cluster(cluster: LocalC
         assert await rival.acquire()
     finally:
         await client.aclose()
+
+
+async def test_the_cli_publishes_tails_and_replays_dead_letters_on_a_cluster(
+    cluster: LocalCluster,
+) -> None:
+    """`tail` and `dlq` read entries unparsed (flat fields), which redis-py's cluster client
+    would not route: on a cluster they go to the key's master."""
+    client = RedisCluster.from_url(cluster.url, socket_timeout=5)
+    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    await client.aclose()
+    env = {"GRISTMILL_REDIS_URL": "redis+cluster://" + cluster.url.split("://")[1],
+           "GRISTMILL_KEY_PREFIX": "{gm}:", "GRISTMILL_HEALTH_PORT": "0"}  # fmt: skip
+    with serve("services.orders:app", env=env) as worker:
+        await worker.wait_for_line_async("serving", within=60)
+        order = '{"id": "o-7", "items": [{"sku": "tea", "quantity": 2, "unit_price_cents": 450}]}'
+        for body in (order, '{"id": "o-8"}'):  # o-8 has no items: dead-lettered
+            sent = _runtime(cluster, "publish", "orders.placed", "--type", "example.orders.Order",
+                            "--json", body)  # fmt: skip
+            assert sent.returncode == 0, sent.stderr
+        with anyio.fail_after(30):
+            while "empty_order" not in (shown := _runtime(cluster, "dlq", "show", *DEAD)).stdout:
+                await anyio.sleep(0.2)
+        tailed = _runtime(cluster, "tail", "orders.placed", "--last", "2", "--no-follow")
+        replayed = _runtime(cluster, "dlq", "replay", *DEAD)
+        assert await worker.terminate_async() == 0
+    assert tailed.returncode == 0, tailed.stderr
+    lines = tailed.stdout.splitlines()
+    assert len(lines) == 2, tailed.stdout
+    assert '"o-7"' in lines[0]  # decoded through the registry, oldest first
+    assert '"o-8"' in lines[1]
+    assert "empty_order" in shown.stdout
+    assert replayed.returncode == 0, replayed.stderr
+    assert "moved 1 entries" in replayed.stdout

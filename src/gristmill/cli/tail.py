@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from gristmill.cli.connection import with_redis
 from gristmill.cli.output import fail, out
 from gristmill.cli.serve import settings_or_fail
+from gristmill.connect import unparsed
 from gristmill.schemas.cache import SchemaCache
 from gristmill.schemas.decoding import entry_json
 from gristmill.schemas.registry import SchemaRegistry
@@ -60,12 +61,6 @@ async def _check_group(redis: Redis, stream: str, group: str) -> None:
         )
 
 
-async def _raw(redis: Redis, *args: Any) -> Any:
-    # a bytes command name skips redis-py's reply parsing: flat [name, value, ...] fields
-    send = redis.execute_command
-    return await send(*args)  # type: ignore[no-untyped-call]
-
-
 def _entries(reply: Any) -> list[Any]:
     """The entries of one stream's XREAD(GROUP) reply: RESP2 [[name, entries]], RESP3 a map."""
     if not reply:
@@ -93,22 +88,33 @@ async def _tail(
         await _check_group(redis, stream, group)
         consumer = f"tail:{socket.gethostname()}:{os.getpid()}"
         while True:
-            reply = await _raw(
-                redis, b"XREADGROUP", "GROUP", group, consumer, "COUNT", READ_COUNT, *block,
+            reply = await unparsed(
+                redis, stream, b"XREADGROUP", "GROUP", group, consumer, "COUNT", READ_COUNT, *block,
                 "STREAMS", stream, ">",
             )  # fmt: skip
             entries = _entries(reply)
             await show(entries)
             if entries:
-                await _raw(redis, b"XACK", stream, group, *[entry_id for entry_id, _ in entries])
+                await unparsed(
+                    redis, stream, b"XACK", stream, group, *[entry_id for entry_id, _ in entries]
+                )
             elif not follow:
                 return
-    newest = await _raw(redis, b"XREVRANGE", stream, "+", "-", "COUNT", max(last, 1))
+    newest = await unparsed(redis, stream, b"XREVRANGE", stream, "+", "-", "COUNT", max(last, 1))
     await show(list(reversed(newest))[-last:] if last else [])
     last_id = newest[0][0] if newest else b"0-0"
     while follow:
-        reply = await _raw(
-            redis, b"XREAD", "COUNT", READ_COUNT, "BLOCK", BLOCK_MS, "STREAMS", stream, last_id
+        reply = await unparsed(
+            redis,
+            stream,
+            b"XREAD",
+            "COUNT",
+            READ_COUNT,
+            "BLOCK",
+            BLOCK_MS,
+            "STREAMS",
+            stream,
+            last_id,
         )
         entries = _entries(reply)
         if entries:

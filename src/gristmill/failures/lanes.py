@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gristmill import keys, scripts
+from gristmill.connect import unparsed
 from gristmill.failures.deadletter import DeadLetterRecord, parse_fields
 
 if TYPE_CHECKING:
@@ -226,8 +227,7 @@ async def _range(
     # A bytes command name skips redis-py's reply callback, which folds an entry's fields into a
     # dict and so loses a repeated field name: replay must put back exactly what was read.
     command = b"XREVRANGE" if reverse else b"XRANGE"
-    send = redis.execute_command
-    reply = await send(command, key, start, end, "COUNT", count)  # type: ignore[no-untyped-call]
+    reply = await unparsed(redis, key, command, key, start, end, "COUNT", count)
     return [(_text(entry_id), [_raw(item) for item in fields]) for entry_id, fields in reply]
 
 
