@@ -48,11 +48,8 @@ class Publisher:
         self.store = (
             DelayedStore(redis, prefix=prefix)
             if settings is None
-            else DelayedStore(
-                redis, prefix=settings.key_prefix, layout=settings.delayed_layout,
-                bucket_ms=settings.delayed_bucket_ms,
-            )
-        )  # fmt: skip
+            else DelayedStore.from_settings(redis, settings)
+        )
         self._ids: dict[MessageDescriptor, bytes] = {}
 
     async def schema_id(self, descriptor: MessageDescriptor) -> bytes:

@@ -105,10 +105,7 @@ class Runtime:
             for name, spec in app.bridges.items()
             if not wanted or name in wanted
         ]
-        self.store = DelayedStore(
-            self.redis, prefix=settings.key_prefix, layout=settings.delayed_layout,
-            bucket_ms=settings.delayed_bucket_ms,
-        )  # fmt: skip
+        self.store = DelayedStore.from_settings(self.redis, settings)
         self.sweeper = (
             Sweeper.from_settings(self.redis, settings, eager=app.eager)
             if sweep and settings.sweeper  # h8: GRISTMILL_SWEEPER=false under service ACLs

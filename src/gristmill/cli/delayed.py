@@ -30,14 +30,7 @@ def _with_store(action: Callable[[DelayedStore], Awaitable[T]]) -> T:
     settings = settings_or_fail()
     return with_redis(
         settings,
-        lambda redis: action(
-            DelayedStore(
-                redis,
-                prefix=settings.key_prefix,
-                layout=settings.delayed_layout,
-                bucket_ms=settings.delayed_bucket_ms,
-            )
-        ),
+        lambda redis: action(DelayedStore.from_settings(redis, settings)),
         announce=False,
     )
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from gristmill.settings import Settings
+
 __all__ = ("DelayedEntry", "DelayedStore", "Fencing", "StoreStats", "SweepResult", "pack_entry")
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,16 @@ class DelayedStore:
         self.layout: Layout = layout
         self.bucket_ms = bucket_ms
         self.clock = clock
+
+    @classmethod
+    def from_settings(cls, redis: Redis, settings: Settings) -> DelayedStore:
+        """The store with the prefix, layout and bucket width of `settings`."""
+        return cls(
+            redis,
+            prefix=settings.key_prefix,
+            layout=settings.delayed_layout,
+            bucket_ms=settings.delayed_bucket_ms,
+        )
 
     @property
     def bucket_arg(self) -> int:

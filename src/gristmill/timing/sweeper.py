@@ -116,12 +116,7 @@ class Sweeper:
         cls, redis: Redis, settings: Settings, *, eager: Mapping[str, float] | None = None
     ) -> Sweeper:
         """A sweeper with the store layout, bucket width, prefix and lease ttl of `settings`."""
-        store = DelayedStore(
-            redis,
-            prefix=settings.key_prefix,
-            layout=settings.delayed_layout,
-            bucket_ms=settings.delayed_bucket_ms,
-        )
+        store = DelayedStore.from_settings(redis, settings)
         lease = Lease(redis, ROLE, ttl_ms=settings.lease_ttl_ms, prefix=settings.key_prefix)
         fencing: Fencing = "epoch" if isinstance(redis, RedisCluster) else "lease"
         return cls(redis, store, lease, eager=eager, fencing=fencing)
