@@ -71,6 +71,11 @@ SCHEDULER = (  # tasks/scheduler.py: the lease, the schedules, and firing any of
 FIFO = ("xautoclaim",)  # a FIFO queue's new lease holder claims every pending entry
 RETENTION = ("exists", "xinfo|groups", "xlen", "xrange", "xrevrange", "xtrim")  # trim_consumed
 TICKER = ("xadd",)
+BRIDGE = (  # bridges/pubsub.py: its lease (single mode), its subscription, its write scripts
+    *LEASE, "subscribe", "psubscribe",
+    "xadd", "get", "set",  # bridge_write.lua: the lease token, or on a cluster the fence
+    "hexists", "hsetnx", "pexpire", "time",  # bridge_dedup.lua: the redundant mode's window
+)  # fmt: skip
 SWEEPER = (
     "exists", "incrby", "set", "get", "pexpire", "del",  # timing/leader.py, lease_*.lua
     "smembers",  # the delayed targets set
@@ -169,6 +174,16 @@ def service_grant(app: App, prefix: str = keys.DEFAULT_PREFIX) -> Grant:
     for ticker in app.tickers.values():
         commands += TICKER
         names += [escape_glob(stream) for stream in ticker.outputs]
+    for bridge in app.bridges.values():
+        commands += BRIDGE
+        role = keys.bridge_role(bridge.name)
+        names += [escape_glob(bridge.stream), escape_glob(keys.lease(role, prefix)),
+                  escape_glob(keys.lease_epoch(role, prefix)),
+                  escape_glob(keys.bridge_fence(bridge.stream)),
+                  escape_glob(keys.bridge_seen(bridge.stream)),  # declared to the script
+                  escape_glob(keys.bridge_seen(bridge.stream)) + ":*"]  # fmt: skip
+        # a PSUBSCRIBE pattern is matched literally against the user's channel patterns
+        channels.append(escape_glob(bridge.channel) if bridge.channel else str(bridge.pattern))
     # read-only: the lease holders, and the lanes of every group on the streams it touches
     # (the metrics snapshot reports downstream groups' lag and dead letters on its outputs)
     read = [escape_glob(keys.lease(role, prefix)) for role in LEASE_ROLES]

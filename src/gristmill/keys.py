@@ -108,6 +108,11 @@ def bridge_seen(stream: str) -> str:
     return f"{slot_prefix(stream)}:bridge:seen"
 
 
+def bridge_fence(stream: str) -> str:
+    """String: the highest bridge lease epoch that wrote `stream` (Cluster fencing)."""
+    return f"{slot_prefix(stream)}:bridge:fence"
+
+
 def bridge_role(name: str) -> str:
     """The lease role of the bridge called `name` (its key is `lease(bridge_role(name))`)."""
     return f"bridge:{name}"

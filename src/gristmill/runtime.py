@@ -21,7 +21,7 @@ from gristmill.bridges.pubsub import Bridge
 from gristmill.connect import is_cluster_url, redis_client
 from gristmill.envelope import seal
 from gristmill.pipeline.batch import ProcessorStats
-from gristmill.pipeline.cluster import check_no_bridges, check_prefix
+from gristmill.pipeline.cluster import check_prefix
 from gristmill.pipeline.consume import consumer_name
 from gristmill.pipeline.encode import returned_messages
 from gristmill.pipeline.parking import Watcher
@@ -71,7 +71,6 @@ class Runtime:
         self.url = url
         if is_cluster_url(url):
             check_prefix(settings.key_prefix)
-            check_no_bridges(n for n in app.bridges if not only or n in only)
         self.consumer = consumer or consumer_name()
         self.redis: Redis = redis_client(url, settings)
         self.cache = SchemaCache(SchemaRegistry(self.redis, settings.key_prefix))

@@ -259,3 +259,24 @@ async def test_a_fifo_queue_runs_under_its_generated_user(
         assert await worker.terminate_async() == 0, worker.output
     assert ended[:100] == sorted(ended[:100])
     assert await raw(admin, "ACL", "LOG") == []
+
+
+@pytest.mark.parametrize("redundant", ["0", "1"])
+async def test_a_bridge_runs_under_its_generated_user(
+    acl_server: EmbeddedServer, admin: Redis, tmp_path: Path, redundant: str
+) -> None:
+    """Its lease (single mode) or dedup window (redundant), its channel and its stream."""
+    target = "tests.bridges.bridge_app:app"
+    await raw(admin, *runtime_acl(target).split())
+    env = {"GRISTMILL_SWEEPER": "false", "GRISTMILL_DATA_DIR": str(tmp_path),
+           "GRISTMILL_REDIS_URL": _url(acl_server, "bridged"), "BRIDGE_REDUNDANT": redundant}  # fmt: skip
+    with serve(target, env=env) as worker:
+        await worker.wait_for_line_async("bridge in:", within=60)
+        with anyio.fail_after(30):
+            sent = 0
+            while await admin.xlen("ingest") < 100:  # distinct: redundant mode deduplicates
+                sent += 1
+                await admin.publish("in", f'{{"n": {sent}}}'.encode())
+                await anyio.sleep(0.01)
+        assert await worker.terminate_async() == 0, worker.output
+    assert await raw(admin, "ACL", "LOG") == []

@@ -114,3 +114,25 @@ async def _billed(client: Redis) -> set[str]:
         invoice.ParseFromString(fields[b"payload"])
         found.add(invoice.order_id)
     return found
+
+
+@pytest.mark.slow
+async def test_a_bridge_writes_to_the_primary_the_sentinels_name(sentinels: SentinelSetup) -> None:
+    """The bridge's own connections (its subscription and its writer) go to the primary the
+    sentinels name, not to a sentinel."""
+    settings = Settings(redis_url=SecretStr(sentinels.url))
+    client = redis_client(sentinels.url, settings)
+    await client.delete("ingest")
+    env = {"GRISTMILL_REDIS_URL": sentinels.url, "GRISTMILL_HEALTH_PORT": "0"}
+    try:
+        with serve("tests.bridges.bridge_app:app", env=env) as worker:
+            await worker.wait_for_line_async("bridge in:", within=60)
+            sent = 0
+            with anyio.fail_after(30):
+                while await client.xlen("ingest") < 100:
+                    sent += 1
+                    await client.publish("in", f'{{"n": {sent}}}'.encode())
+                    await anyio.sleep(0.005)
+            assert await worker.terminate_async() == 0, worker.output
+    finally:
+        await client.aclose()

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-from gristmill import App, keys
+from gristmill import App, keys, scripts
 from gristmill.bridges.buffer import BridgeBuffer, BridgeCounts
 from gristmill.bridges.pubsub import Bridge
 from gristmill.errors import ConfigError
@@ -190,3 +190,23 @@ async def test_a_runtime_exports_each_bridge_s_counts_as_metrics(
     assert samples[counted % "dropped_full"] == 0
     assert samples[counted % "dropped_fenced"] == 0
     assert samples['gristmill_bridge_buffered{bridge="metered"}'] == 0
+
+
+async def test_the_epoch_fence_refuses_an_older_leader_once_a_newer_one_wrote(
+    redis: Redis,
+) -> None:
+    """bridge_write's cluster mode: the token's epoch against the stream's fence key."""
+    write = scripts.load("bridge_write")
+    fence = keys.bridge_fence("ingest")
+
+    async def as_leader(epoch: int) -> int:
+        args: list[str | bytes | int] = [f"{epoch}:host:1:abc", 0, 0, "epoch", "in", b"payload"]
+        return int(await write(redis, [fence, "ingest"], args))
+
+    assert await as_leader(5) == 1
+    assert await as_leader(4) == -1  # the older term is refused, and writes nothing
+    assert await as_leader(5) == 1
+    assert await as_leader(6) == 1
+    assert await as_leader(5) == -1
+    assert await redis.get(fence) == b"6"
+    assert await redis.xlen("ingest") == 3

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from gristmill import keys
 from gristmill.errors import ConfigError
 from gristmill.pipeline.cluster import (
     SlotMap,
-    check_no_bridges,
     check_prefix,
     foreign_outputs,
     home_slot,
@@ -85,25 +81,3 @@ def test_a_prefix_without_a_hash_tag_is_refused_on_a_cluster() -> None:
         check_prefix("gm:")
     assert refused.value.fix is not None
     assert "{gm}:" in refused.value.fix
-
-
-def test_bridges_are_refused_on_a_cluster_before_anything_connects() -> None:
-    check_no_bridges([])
-    result = subprocess.run(
-        [sys.executable, "-m", "gristmill", "serve", "tests.bridges.bridge_app:app"],
-        env={
-            "GRISTMILL_REDIS_URL": "redis+cluster://127.0.0.1:1",  # nothing listens there
-            "GRISTMILL_KEY_PREFIX": "{gm}:",
-            "GRISTMILL_HEALTH_PORT": "0",
-            "PATH": "/usr/bin:/bin",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert lines[0].startswith("error: bridge in: pub/sub bridges do not run on Redis Cluster")
-    assert lines[1].startswith("fix: ")

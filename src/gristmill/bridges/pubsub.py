@@ -28,7 +28,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import hiredis
@@ -36,11 +36,14 @@ from redis.exceptions import RedisError
 
 from gristmill import keys, scripts
 from gristmill.bridges.buffer import BridgeBuffer, BridgeCounts
+from gristmill.connect import is_cluster_url, plain_node_url, resp_url, tls_context
+from gristmill.pipeline.cluster import node_url
 from gristmill.pipeline.resp import RespConnection, is_error, pack_command
 from gristmill.timing.leader import Lease
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
     from gristmill.bridges.spec import BridgeSpec
     from gristmill.settings import Settings
@@ -107,6 +110,10 @@ class Bridge:
         self._subscription: _Subscription | None = None
         self._script = scripts.load("bridge_dedup" if spec.redundant else "bridge_write")
         self._flags = (str(spec.maxlen or 0).encode(), b"1" if spec.pattern else b"0")
+        # on a cluster the lease key lives in another slot than the stream: the script checks
+        # the token's epoch against a fence key in the stream's slot instead
+        self._cluster = is_cluster_url(url)
+        self._fence = (keys.bridge_fence(spec.stream), "epoch") if self._cluster else None
 
     def stop(self) -> None:
         """Unsubscribe, write what is buffered (while still entitled to), and return."""
@@ -150,11 +157,8 @@ class Bridge:
 
     async def _term(self, token: str | None) -> None:
         """Subscribe and write until the subscription or the writer fails, or stop."""
-        timeout = self.settings.connect_timeout
         try:
-            writer = await RespConnection.open(
-                self.url, connect_timeout=timeout, name=f"gristmill-bridge-w:{self.spec.name}"
-            )
+            writer = await self._connect(await self._writer_url(), "w")
         except (OSError, TimeoutError, RedisError) as exc:
             log.warning("bridge %s: cannot connect: %s", self.spec.name, exc)
             await anyio.sleep(RECONNECT_S)
@@ -175,11 +179,30 @@ class Bridge:
             self._unsubscribe()
             writer.close()
 
+    async def _writer_url(self) -> str:
+        """Where the stream is written: the server, the sentinels' primary, or on a cluster
+        the master of the stream's slot (a cluster's pub/sub reaches every node)."""
+        if not self._cluster:
+            return await resp_url(self.url, self.settings)
+        cluster = cast("RedisCluster", self.redis)
+        await cluster.initialize()
+        await cluster.nodes_manager.initialize()  # the slot map now: a term may follow a failover
+        node = cluster.get_node_from_key(self.spec.stream)
+        if node is None:
+            raise ConnectionError(f"no master serves the slot of {self.spec.stream} now")
+        return node_url(plain_node_url(self.url), (node.host, int(node.port)))
+
+    async def _connect(self, url: str, role: str) -> RespConnection:
+        return await RespConnection.open(
+            url, connect_timeout=self.settings.connect_timeout,
+            name=f"gristmill-bridge-{role}:{self.spec.name}",
+            tls=tls_context(self.url, self.settings),  # h8: TLS settings, see connect.py
+        )  # fmt: skip
+
     async def _subscribe(self) -> None:
         timeout = self.settings.connect_timeout
-        connection = await RespConnection.open(
-            self.url, connect_timeout=timeout, name=f"gristmill-bridge-s:{self.spec.name}"
-        )
+        url = plain_node_url(self.url) if self._cluster else await resp_url(self.url, self.settings)
+        connection = await self._connect(url, "s")
         # the set-up replies are in; from here on the connection only receives pushes
         transport = connection._protocol.transport  # hand the link over
         assert transport is not None
@@ -232,9 +255,10 @@ class Bridge:
         spec = self.spec
         maxlen, with_channel = self._flags
         if token is not None:
+            check_key, fencing = self._fence or (self.lease.key, "lease")
             head: list[bytes | str | int] = [
-                "EVALSHA", self._script.sha, 2, self.lease.key, spec.stream, token, maxlen,
-                with_channel,
+                "EVALSHA", self._script.sha, 2, check_key, spec.stream, token, maxlen,
+                with_channel, fencing,
             ]  # fmt: skip
             for channel, payload in batch:
                 head += (channel, payload)

@@ -121,19 +121,3 @@ def check_prefix(prefix: str) -> None:
             "registry and the leases write several of gristmill's keys in one script",
             fix="set GRISTMILL_KEY_PREFIX to a prefix with a hash tag, e.g. `{gm}:`",
         )
-
-
-def check_no_bridges(bridges: Iterable[str]) -> None:
-    """Bridges do not run on a cluster yet: their script checks a lease in another slot.
-
-    Raises:
-        ConfigError: If the app to serve declares any, naming them.
-    """
-    names = sorted(bridges)
-    if names:
-        raise ConfigError(
-            f"bridge {', '.join(names)}: pub/sub bridges do not run on Redis Cluster yet (their "
-            "write script checks the leader's lease, which lives in another hash slot)",
-            fix="serve the bridges from a process pointed at a single Redis/Valkey node or "
-            "Sentinel primary, or serve the other processors with `runtime serve --only ...`",
-        )
