@@ -26,6 +26,8 @@ from bench.resp import RespConnection, pack
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from redis.asyncio import Redis as AsyncRedis
+
 REPO = Path(__file__).resolve().parent.parent
 POLL_S = 0.002  # output-length polls: ~1 % of a 200k msg/s run's resolution, a few µs of server
 STALL_S = 15.0  # no new output for this long: the system is stuck, report it and go on
@@ -67,6 +69,7 @@ class Bench:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.prefix: str | None = None  # the registry's key prefix; None: gristmill's default
         self.redis = SyncRedis.from_url(url)
         self.logs = Path(tempfile.mkdtemp(prefix="gristmill-bench-"))
 
@@ -76,14 +79,13 @@ class Bench:
 
     def register_schemas(self) -> SchemaIds:
         """Register Order and Invoice in gristmill's registry (again after every flush)."""
-        from redis.asyncio import Redis  # the registry is async; gristmill only where needed
-
+        from gristmill.keys import DEFAULT_PREFIX  # gristmill only where needed
         from gristmill.schemas.registry import SchemaRegistry
 
         async def register() -> SchemaIds:
-            client = Redis.from_url(self.url)
+            client = self.async_client()
             try:
-                registry = SchemaRegistry(client)
+                registry = SchemaRegistry(client, self.prefix or DEFAULT_PREFIX)
                 order = await registry.register(Order.DESCRIPTOR)
                 invoice = await registry.register(Invoice.DESCRIPTOR)
                 return SchemaIds(order.schema_id, invoice.schema_id)
@@ -91,6 +93,12 @@ class Bench:
                 await client.aclose()
 
         return asyncio.run(register())
+
+    def async_client(self) -> AsyncRedis:
+        """An async client of this server (a cluster's bench gives a cluster client)."""
+        from redis.asyncio import Redis  # the registry is async
+
+        return Redis.from_url(self.url)
 
     def prefill(self, stream: str, count: int, schema_id: str) -> None:
         """XADD `count` Order entries ({schema_id, payload}) to `stream`, pipelined."""

@@ -15,7 +15,6 @@ cluster: the note says how many there are.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from pathlib import Path
@@ -26,14 +25,15 @@ from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster
 
 from bench.apps.lanes import LANES_ENV
-from bench.harness import Bench, BenchError, SchemaIds, python
-from bench.payload import Invoice, Order
+from bench.harness import Bench, BenchError, python
 from bench.stats import median_run
 from bench.systems import Row, repeats, report_progress, row
 from tests.beyond.cluster import local_cluster
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from redis.asyncio import Redis
 
 SCENARIO = "cluster"
 PREFIX = "{gm}:"  # a cluster needs the registry's keys in one slot
@@ -45,6 +45,7 @@ class ClusterBench(Bench):
 
     def __init__(self, ports: tuple[int, ...]) -> None:
         super().__init__(f"redis://127.0.0.1:{ports[0]}")
+        self.prefix = PREFIX
         self.cluster = RedisCluster(host="127.0.0.1", port=ports[0])
         self.masters = [SyncRedis(port=port) for port in ports]
 
@@ -52,20 +53,9 @@ class ClusterBench(Bench):
         for master in self.masters:
             master.flushall(asynchronous=False)
 
-    def register_schemas(self) -> SchemaIds:
-        from gristmill.schemas.registry import SchemaRegistry
-
-        async def register() -> SchemaIds:
-            client = AsyncCluster.from_url(self.url)
-            try:
-                registry = SchemaRegistry(client, PREFIX)  # type: ignore[arg-type]
-                order = await registry.register(Order.DESCRIPTOR)
-                invoice = await registry.register(Invoice.DESCRIPTOR)
-                return SchemaIds(order.schema_id, invoice.schema_id)
-            finally:
-                await client.aclose()
-
-        return asyncio.run(register())
+    def async_client(self) -> Redis:
+        client: Redis = AsyncCluster.from_url(self.url)  # type: ignore[assignment]
+        return client
 
     def node_url(self, key: str) -> str:
         return f"redis://127.0.0.1:{self.master_port(key)}"
