@@ -25,6 +25,7 @@ from gristmill.tasks.schedules import Schedules
 from services.orders import app as orders_app
 from services.payments import app as payments_app
 from tests.apps import fifo_tasks, retry_relay, slow_tasks
+from tests.bridges.feed import publish_until
 from tests.delivery import order, pipeline_idle, place_orders
 from tests.helpers.procs import Proc, python_module, serve
 from tests.pipeline.messages import Order
@@ -272,11 +273,6 @@ async def test_a_bridge_runs_under_its_generated_user(
            "GRISTMILL_REDIS_URL": _url(acl_server, "bridged"), "BRIDGE_REDUNDANT": redundant}  # fmt: skip
     with serve(target, env=env) as worker:
         await worker.wait_for_line_async("bridge in:", within=60)
-        with anyio.fail_after(30):
-            sent = 0
-            while await admin.xlen("ingest") < 100:  # distinct: redundant mode deduplicates
-                sent += 1
-                await admin.publish("in", f'{{"n": {sent}}}'.encode())
-                await anyio.sleep(0.01)
+        await publish_until(admin, 100)
         assert await worker.terminate_async() == 0, worker.output
     assert await raw(admin, "ACL", "LOG") == []

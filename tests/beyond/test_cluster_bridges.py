@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import anyio
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
 from gristmill import keys
+from tests.bridges.feed import publish_until
 from tests.helpers.procs import serve
 
 if TYPE_CHECKING:
@@ -33,12 +33,7 @@ async def test_a_bridge_writes_its_stream_on_a_cluster(
     try:
         with serve("tests.bridges.bridge_app:app", env=env) as worker:
             await worker.wait_for_line_async("bridge in:", within=60)
-            sent = 0
-            with anyio.fail_after(30):
-                while await client.xlen("ingest") < 200:
-                    sent += 1  # distinct payloads: redundant mode deduplicates
-                    await client.publish("in", f'{{"n": {sent}}}'.encode())
-                    await anyio.sleep(0.005)
+            await publish_until(client, 200)  # type: ignore[arg-type]  # the commands it sends
             assert await worker.terminate_async() == 0, worker.output
         fence = await client.get(keys.bridge_fence("ingest"))
     finally:

@@ -17,6 +17,7 @@ from gristmill.sentinel import SentinelAddress, parse
 from gristmill.settings import Settings
 from tests.apps import invoicer
 from tests.beyond.sentinels import MASTER, sentinel_setup
+from tests.bridges.feed import publish_until
 from tests.helpers.procs import serve
 from tests.pipeline.messages import Invoice, Order
 from tests.typed_redis import xrange
@@ -127,12 +128,7 @@ async def test_a_bridge_writes_to_the_primary_the_sentinels_name(sentinels: Sent
     try:
         with serve("tests.bridges.bridge_app:app", env=env) as worker:
             await worker.wait_for_line_async("bridge in:", within=60)
-            sent = 0
-            with anyio.fail_after(30):
-                while await client.xlen("ingest") < 100:
-                    sent += 1
-                    await client.publish("in", f'{{"n": {sent}}}'.encode())
-                    await anyio.sleep(0.005)
+            await publish_until(client, 100)
             assert await worker.terminate_async() == 0, worker.output
     finally:
         await client.aclose()
