@@ -99,6 +99,26 @@ async def invoiced(client: Redis, at_most: int) -> list[str]:
     return [Invoice.FromString(payload).order_id for payload in payloads]
 
 
+async def kill_until(
+    produced: anyio.Event,
+    at_least: int,
+    workers: list[Proc],
+    restart: Callable[[int], Proc],
+    rng: random.Random,
+    pause: tuple[float, float],
+) -> int:
+    """kill -9 a random worker every `pause` seconds and start its successor, until the
+    producer is done and `at_least` kills were made; returns how many."""
+    kills = 0
+    while not produced.is_set() or kills < at_least:
+        await anyio.sleep(rng.uniform(*pause))
+        victim = rng.randrange(len(workers))
+        workers[victim].kill9()
+        workers[victim] = restart(victim)
+        kills += 1
+    return kills
+
+
 def counters(port: int, name: str) -> dict[str, float]:
     """`name`'s value per processor, from a worker's /metrics."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
@@ -187,12 +207,14 @@ async def test_kill_9_of_workers_on_a_cluster_loses_nothing(
 
         async def kill_workers() -> None:
             nonlocal kills
-            while not produced.is_set() or kills < 8:
-                await anyio.sleep(rng.uniform(0.3, 0.8))
-                victim = rng.randrange(len(workers))
-                workers[victim].kill9()
-                workers[victim] = start_worker(url, targets[victim], stack)
-                kills += 1
+            kills = await kill_until(
+                produced,
+                8,
+                workers,
+                lambda n: start_worker(url, targets[n], stack),
+                rng,
+                (0.3, 0.8),
+            )
 
         async with anyio.create_task_group() as group:
             group.start_soon(produce)
@@ -245,12 +267,9 @@ async def test_kill_9_of_workers_on_a_one_slot_pipeline_loses_and_duplicates_not
 
         async def kill_workers() -> None:
             nonlocal kills
-            while not produced.is_set() or kills < 4:
-                await anyio.sleep(rng.uniform(0.4, 0.9))
-                victim = rng.randrange(len(workers))
-                workers[victim].kill9()
-                workers[victim] = start_worker(url, target, stack)
-                kills += 1
+            kills = await kill_until(
+                produced, 4, workers, lambda _: start_worker(url, target, stack), rng, (0.4, 0.9)
+            )
 
         async with anyio.create_task_group() as group:
             group.start_soon(produce)
