@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import redis as sync_redis
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
@@ -110,7 +110,7 @@ def redis_client(url: str, settings: Settings) -> Redis:
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
-async def unparsed(redis: Redis, key: str | bytes, *args: Any) -> Any:
+async def unparsed(redis: Redis, key: str, *args: Any) -> Any:
     """The reply to `args` as the server sent it; `key` is the key the command touches.
 
     A bytes command name skips redis-py's reply callbacks (which fold an entry's fields into
@@ -118,11 +118,26 @@ async def unparsed(redis: Redis, key: str | bytes, *args: Any) -> Any:
     so on a cluster the command goes straight to the master of `key`'s slot.
     """
     if isinstance(redis, RedisCluster):
-        await redis.initialize()  # a no-op once the slot map is read
-        node = redis.get_node_from_key(key)
+        node = await cluster_master(redis, key)
         return await node.execute_command(*args)
     send = redis.execute_command
     return await send(*args)  # type: ignore[no-untyped-call]
+
+
+async def cluster_master(redis: RedisCluster, key: str, *, fresh: bool = False) -> ClusterNode:
+    """The master of `key`'s slot in redis-py's slot map; `fresh` reads the map again first
+    (a connection of our own, opened after a failover, must not follow the old map).
+
+    Raises:
+        ConnectionError: If no master serves the slot now.
+    """
+    await redis.initialize()  # a no-op once the slot map is read
+    if fresh:
+        await redis.nodes_manager.initialize()
+    node = redis.get_node_from_key(key)
+    if node is None:
+        raise ConnectionError(f"no master of the cluster serves the slot of {key!r} now")
+    return node
 
 
 def is_cluster_url(url: str) -> bool:

@@ -36,7 +36,13 @@ from redis.exceptions import RedisError
 
 from gristmill import keys, scripts
 from gristmill.bridges.buffer import BridgeBuffer, BridgeCounts
-from gristmill.connect import is_cluster_url, plain_node_url, resp_url, tls_context
+from gristmill.connect import (
+    cluster_master,
+    is_cluster_url,
+    plain_node_url,
+    resp_url,
+    tls_context,
+)
 from gristmill.pipeline.cluster import node_url
 from gristmill.pipeline.resp import RespConnection, is_error, pack_command
 from gristmill.timing.leader import Lease
@@ -184,12 +190,8 @@ class Bridge:
         the master of the stream's slot (a cluster's pub/sub reaches every node)."""
         if not self._cluster:
             return await resp_url(self.url, self.settings)
-        cluster = cast("RedisCluster", self.redis)
-        await cluster.initialize()
-        await cluster.nodes_manager.initialize()  # the slot map now: a term may follow a failover
-        node = cluster.get_node_from_key(self.spec.stream)
-        if node is None:
-            raise ConnectionError(f"no master serves the slot of {self.spec.stream} now")
+        # the slot map now: a term may follow a failover
+        node = await cluster_master(cast("RedisCluster", self.redis), self.spec.stream, fresh=True)
         return node_url(plain_node_url(self.url), (node.host, int(node.port)))
 
     async def _connect(self, url: str, role: str) -> RespConnection:
