@@ -55,9 +55,8 @@ def configure(environ: Mapping[str, str], service: str) -> TracerProvider | None
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
-    provider = TracerProvider(
-        resource=_hashed_once(resource)
-    )  # the sampler comes from OTEL_TRACES_SAMPLER
+    # the sampler comes from OTEL_TRACES_SAMPLER
+    provider = TracerProvider(resource=_hashed_once(resource))
     if "otlp" in exporters:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
