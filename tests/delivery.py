@@ -12,7 +12,11 @@ from gristmill.producer import Publisher
 from services.schemas import LineItem, Order, Receipt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from redis.asyncio import Redis
+
+    from tests.helpers.procs import Proc
 
 PLACED = "orders.placed"
 RECEIPTS = "receipts"
@@ -104,8 +108,30 @@ async def wait_for_groups(redis: Redis, groups: dict[str, str], within: float = 
             await anyio.sleep(0.05)
 
 
-async def wait_until_idle(redis: Redis, expected: int, within: float) -> None:
-    """Until `expected` receipts are out and every group of the pipeline has acked all."""
-    with anyio.fail_after(within):
-        while await redis.xlen(RECEIPTS) < expected or not await pipeline_idle(redis):
-            await anyio.sleep(0.1)
+async def wait_until_idle(
+    redis: Redis, expected: int, within: float, workers: Sequence[Proc] = ()
+) -> None:
+    """Until `expected` receipts are out and every group of the pipeline has acked all.
+
+    Raises:
+        AssertionError: After `within` seconds, with what each group holds and the last
+            lines of `workers`' output: a stall should be explainable from the report.
+    """
+    try:
+        with anyio.fail_after(within):
+            while await redis.xlen(RECEIPTS) < expected or not await pipeline_idle(redis):
+                await anyio.sleep(0.1)
+    except TimeoutError:
+        state = [f"{await redis.xlen(RECEIPTS)} of {expected} receipts"]
+        for stream, group in GROUPS.items():
+            infos = await redis.xinfo_groups(stream) if await redis.exists(stream) else []
+            state += [
+                f"{stream}/{group}: pending {info['pending']}, lag {info.get('lag')}, "
+                f"last {info['last-delivered-id']!r}"
+                for info in infos
+                if info["name"].decode() == group
+            ]
+        tails = ["\n".join(worker.lines[-15:]) for worker in workers]
+        raise AssertionError(
+            f"not idle after {within:g} s: " + "; ".join(state) + "\n" + "\n--\n".join(tails)
+        ) from None

@@ -216,7 +216,7 @@ async def test_a_server_restart_with_aof_loses_nothing_acked(tmp_path: Path) -> 
                     await anyio.sleep(0.5)
                     server = EmbeddedServer.start(tmp_path, port=port)
                     restarted = True
-            await wait_until_idle(redis, len(acked), within=180)
+            await wait_until_idle(redis, len(acked), within=180, workers=workers)
             codes = [await worker.terminate_async() for worker in workers]
             found = await receipts(redis)
             incidents = [w.find_line("recovered after") for w in workers]
